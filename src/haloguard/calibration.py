@@ -1,0 +1,160 @@
+"""Probability calibration (temperature / isotonic) and threshold selection.
+
+Calibrators map a backend's raw unsafe probability to a calibrated one.  They are fitted
+on a labelled sample (never on what is reported) and saved as small JSON files that a
+guard config, ``--calibration`` or the server can load.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+_EPS = 1e-6
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+class Calibrator(Protocol):
+    kind: str
+
+    def __call__(self, p: float) -> float: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityCalibrator:
+    kind: str = "identity"
+
+    def __call__(self, p: float) -> float:
+        return float(p)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+
+@dataclass(frozen=True, slots=True)
+class TemperatureCalibrator:
+    """``sigmoid((logit(p) + bias) / temperature)`` (Platt-style with a temperature)."""
+
+    temperature: float = 1.0
+    bias: float = 0.0
+    kind: str = "temperature"
+
+    def __call__(self, p: float) -> float:
+        z = (float(_logit(np.asarray(p))) + self.bias) / self.temperature
+        return float(1.0 / (1.0 + math.exp(-z)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "temperature": self.temperature, "bias": self.bias}
+
+
+@dataclass(frozen=True, slots=True)
+class IsotonicCalibrator:
+    """Monotone piecewise-linear map through fitted (x, y) knots."""
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    kind: str = "isotonic"
+
+    def __call__(self, p: float) -> float:
+        return float(np.interp(p, self.x, self.y))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "x": list(self.x), "y": list(self.y)}
+
+
+def fit_temperature(p: np.ndarray, y: np.ndarray) -> TemperatureCalibrator:
+    """Fit temperature and bias by minimising the log loss (Newton steps on 2 params)."""
+    z = _logit(np.asarray(p, dtype=float))
+    y = np.asarray(y, dtype=float)
+    a, b = 1.0, 0.0  # calibrated logit = a*z + b
+    for _ in range(100):
+        q = _sigmoid(a * z + b)
+        g = np.array([np.sum((q - y) * z), np.sum(q - y)])
+        w = q * (1 - q) + 1e-9
+        h = np.array([[np.sum(w * z * z), np.sum(w * z)], [np.sum(w * z), np.sum(w)]])
+        h += np.eye(2) * 1e-6
+        step = np.linalg.solve(h, g)
+        a, b = a - step[0], b - step[1]
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    a = max(a, 1e-3)
+    return TemperatureCalibrator(temperature=float(1.0 / a), bias=float(b / a))
+
+
+def fit_isotonic(p: np.ndarray, y: np.ndarray) -> IsotonicCalibrator:
+    """Pool-adjacent-violators isotonic regression of ``y`` on ``p``."""
+    order = np.argsort(p, kind="mergesort")
+    xs = np.asarray(p, dtype=float)[order]
+    ys = np.asarray(y, dtype=float)[order]
+    blocks: list[list[float]] = []  # [sum_y, count, x_min, x_max]
+    for xv, yv in zip(xs, ys):
+        blocks.append([yv, 1.0, xv, xv])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            s, c, lo, hi = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += c
+            blocks[-1][3] = hi
+    kx: list[float] = []
+    ky: list[float] = []
+    for s, c, lo, hi in blocks:
+        v = s / c
+        for xv in (lo, hi) if hi > lo else (lo,):
+            kx.append(float(xv))
+            ky.append(float(v))
+    if len(kx) == 1:
+        kx, ky = [0.0, 1.0], [ky[0], ky[0]]
+    return IsotonicCalibrator(x=tuple(kx), y=tuple(ky))
+
+
+def calibrator_from_dict(d: dict[str, Any]) -> Calibrator:
+    kind = d.get("kind")
+    if kind == "identity":
+        return IdentityCalibrator()
+    if kind == "temperature":
+        return TemperatureCalibrator(float(d["temperature"]), float(d.get("bias", 0.0)))
+    if kind == "isotonic":
+        return IsotonicCalibrator(tuple(map(float, d["x"])), tuple(map(float, d["y"])))
+    raise ValueError(f"unknown calibrator kind {kind!r} (expected identity|temperature|isotonic)")
+
+
+def load_calibration(path: str | Path) -> tuple[Calibrator, float | None]:
+    """Load a calibration JSON file: returns (calibrator, threshold or None)."""
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read calibration file {str(path)!r}: {exc}") from exc
+    cal = calibrator_from_dict(d.get("calibrator", d))
+    thr = d.get("threshold")
+    return cal, (float(thr) if thr is not None else None)
+
+
+def threshold_at_fpr(p: np.ndarray, y: np.ndarray, target_fpr: float) -> float:
+    """The lowest threshold whose FPR on the negatives of (p, y) is at most ``target_fpr``.
+
+    Predictions are ``p >= threshold``.
+    """
+    p = np.asarray(p, dtype=float)
+    y = np.asarray(y).astype(bool)
+    neg = np.sort(p[~y])[::-1]
+    if neg.size == 0:
+        return 0.5
+    k = int(math.floor(target_fpr * neg.size))  # negatives allowed above threshold
+    if k >= neg.size:
+        return float(np.min(p))
+    # threshold just above the (k+1)-th highest negative score
+    return float(np.nextafter(neg[k], np.inf))

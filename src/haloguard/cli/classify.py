@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from haloguard.constitution import ConstitutionError
     from haloguard.errors import HaloGuardError
 
     if not args.texts and not args.file:
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         src = sys.stdin.buffer
     try:
         guard = guard_from_args(args)
-    except (HaloGuardError, ValueError, ImportError, OSError, RuntimeError) as exc:
+    except (HaloGuardError, ConstitutionError, ValueError, ImportError, OSError,
+            RuntimeError) as exc:
         return fail(str(exc))
     if args.texts:
         return _classify_texts(guard, args)

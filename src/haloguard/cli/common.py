@@ -31,7 +31,8 @@ def guard_from_args(args: argparse.Namespace):
         from haloguard.cascade import load_cascade
 
         return load_cascade(args.cascade, threshold=args.threshold,
-                            constitution=args.constitution, device=args.device)
+                            constitution=args.constitution, device=args.device,
+                            calibration=args.calibration)
     from haloguard.loader import load_guard
 
     kwargs = {}

@@ -69,7 +69,8 @@ Provide your safety assessment for ONLY THE LAST USER's query:
 """
 
 SEED_001_IDS = (
-    "chemical_weapons, biological_weapons, radiological_nuclear, violence, terrorism_and_extremism, "
+    "chemical_weapons, biological_weapons, radiological_nuclear, violence, "
+    "terrorism_and_extremism, "
     "offensive_cyber, csam, non_consensual_sexual_content, sexual_content_general, "
     "self_harm_and_suicide, eating_disorders, hate_speech, harassment_and_bullying, "
     "bias_and_stereotyping, general, defamation_and_reputational_harm, property_crime_and_theft, "

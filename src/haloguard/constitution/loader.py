@@ -70,7 +70,8 @@ def _load_default() -> Constitution:
     try:
         text = ref.read_text(encoding="utf-8")
     except OSError as err:
-        raise ConstitutionError(f"cannot read packaged constitution: {err}", file=str(ref)) from None
+        problem = f"cannot read packaged constitution: {err}"
+        raise ConstitutionError(problem, file=str(ref)) from None
     return parse_text(text, str(ref))
 
 

@@ -88,7 +88,8 @@ def render_markdown(c: Constitution) -> str:
     if c.description:
         out += [c.description.strip(), ""]
     n_sub = len(c.subcategories)
-    out += [f"{len(c.policies)} policies, {len(c.categories)} categories, {n_sub} subcategories.", ""]
+    n_pol, n_cat = len(c.policies), len(c.categories)
+    out += [f"{n_pol} policies, {n_cat} categories, {n_sub} subcategories.", ""]
     out += [f"**safe:** {c.verdicts.safe}", "", f"**unsafe:** {c.verdicts.unsafe}", ""]
     for pol in c.policies:
         out += [f"## Policy `{pol.id}`: {pol.name}", ""]
@@ -99,7 +100,8 @@ def render_markdown(c: Constitution) -> str:
             out += [cat.definition.strip(), ""]
             out += _bullets("In scope", cat.in_scope) + _bullets("Out of scope", cat.out_of_scope)
             for sub in cat.subcategories:
-                out += [f"#### `{sub.id}`: {sub.name} ({sub.severity})", "", sub.definition.strip(), ""]
+                out += [f"#### `{sub.id}`: {sub.name} ({sub.severity})", ""]
+                out += [sub.definition.strip(), ""]
                 out += _bullets("Harmful examples", sub.harmful_examples)
                 out += _bullets("Benign counterfactuals", sub.benign_counterfactuals)
                 out += _bullets("Boundary framings", sub.boundary_framings)

@@ -276,7 +276,9 @@ class Constitution(_Model):
     @property
     def digest(self) -> str:
         """sha256 hex digest of the canonical JSON."""
-        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        canon = json.dumps(
+            self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
         return hashlib.sha256(canon.encode("utf-8")).hexdigest()
 
 
@@ -296,7 +298,8 @@ def _check_constitution(c: Constitution) -> None:
                 )
             if cat.id in where:
                 raise ConstitutionError(
-                    f"duplicate category id {cat.id!r} (first at {where[cat.id]})", path=f"{base}.id"
+                    f"duplicate category id {cat.id!r} (first at {where[cat.id]})",
+                    path=f"{base}.id",
                 )
             where[cat.id] = base
             for k, sub in enumerate(cat.subcategories):
@@ -312,12 +315,14 @@ def _check_constitution(c: Constitution) -> None:
                     )
                 if sub.id in where:
                     raise ConstitutionError(
-                        f"duplicate subcategory id {sub.id!r} (first at {where[sub.id]})", path=spath
+                        f"duplicate subcategory id {sub.id!r} (first at {where[sub.id]})",
+                        path=spath,
                     )
                 where[sub.id] = spath
     missing = [cid for cid in RUNTIME_CATEGORIES if cid not in where]
     if missing:
-        raise ConstitutionError(f"missing runtime categories: {', '.join(missing)}", path="policies")
+        problem = f"missing runtime categories: {', '.join(missing)}"
+        raise ConstitutionError(problem, path="policies")
     for scheme, m in c.mappings.items():
         base = f"mappings.{scheme}"
         for cid in m.to:

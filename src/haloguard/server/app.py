@@ -1,0 +1,72 @@
+"""``create_app``: the FastAPI app factory; its lifespan loads the guard once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from haloguard import __version__
+from haloguard.server.auth import BearerAuthMiddleware
+from haloguard.server.config import Settings
+from haloguard.server.errors import install_error_handlers
+from haloguard.server.metrics import Metrics
+from haloguard.server.middleware import BodyLimitMiddleware, MetricsMiddleware
+from haloguard.server.routes import STATIC_DIR, router
+from haloguard.server.service import GuardService, build_guard
+
+log = logging.getLogger("haloguard.server")
+
+DESCRIPTION = """Constitutional input-prompt safety guard.
+
+* `POST /v1/classify` — a verdict for a prompt (`query`) or conversation (`messages`);
+  batches via `{"inputs": [...]}` or a JSON list.
+* `POST /v1/chat/completions` — the same verdict in the OpenAI chat-completions envelope.
+* `POST /v1/jobs`, `GET /v1/jobs/{id}` — very long documents, asynchronously.
+* `GET /health` (open), `GET /metrics` (Prometheus).
+
+When API keys are configured every endpoint but `/health` needs
+`Authorization: Bearer <key>`. Errors are `{"error": {"message", "type", "code"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None, guard: Any = None) -> FastAPI:
+    """Build the app.  ``guard`` (e.g. a keyword guard in tests) skips model loading."""
+    settings = settings or Settings()
+    metrics = Metrics()
+    keys = settings.keys()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        g = guard if guard is not None else await asyncio.to_thread(build_guard, settings)
+        service = GuardService(settings, g, metrics)
+        await service.start()
+        app.state.service = service
+        log.info("guard ready: %s (%s)", g.model_id, service.info.name)
+        try:
+            yield
+        finally:
+            app.state.service = None
+            await service.stop()
+
+    app = FastAPI(title="HaloGuard", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan, redoc_url=None,
+                  openapi_tags=[{"name": "classify"}, {"name": "openai"}, {"name": "jobs"},
+                                {"name": "service"}])
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.service = None
+    install_error_handlers(app)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # added last = outermost: metrics see every response, auth runs before body reading
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       jobs_max_bytes=settings.jobs_max_body_bytes)
+    app.add_middleware(BearerAuthMiddleware, keys=keys)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

@@ -31,9 +31,7 @@ def load_guard(
     arguments go to the backend (e.g. ``device``, ``dtype``, ``template``).
     """
     cons = constitution if isinstance(constitution, Constitution) else load_constitution(constitution)
-    if backend_kwargs.get("template") is not None or backend in ("hf-generative",):
-        backend_kwargs.setdefault("constitution", cons)
-    be = create_backend(model, backend, **backend_kwargs)
+    be = create_backend(model, backend, constitution=cons, **backend_kwargs)
     cal = None
     if calibration is not None:
         cal, cal_thr = load_calibration(calibration)

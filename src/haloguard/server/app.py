@@ -16,7 +16,7 @@ from haloguard.server.auth import BearerAuthMiddleware
 from haloguard.server.config import Settings
 from haloguard.server.errors import install_error_handlers
 from haloguard.server.metrics import Metrics
-from haloguard.server.middleware import BodyLimitMiddleware, MetricsMiddleware
+from haloguard.server.middleware import ActiveRequests, BodyLimitMiddleware, MetricsMiddleware
 from haloguard.server.routes import STATIC_DIR, router
 from haloguard.server.service import GuardService, build_guard
 
@@ -40,11 +40,12 @@ def create_app(settings: Settings | None = None, guard: Any = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
     keys = settings.keys()
+    active = ActiveRequests()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         g = guard if guard is not None else await asyncio.to_thread(build_guard, settings)
-        service = GuardService(settings, g, metrics)
+        service = GuardService(settings, g, metrics, load_hint=active)
         await service.start()
         app.state.service = service
         log.info("guard ready: %s (%s)", g.model_id, service.info.name)
@@ -68,5 +69,5 @@ def create_app(settings: Settings | None = None, guard: Any = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        jobs_max_bytes=settings.jobs_max_body_bytes)
     app.add_middleware(BearerAuthMiddleware, keys=keys)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, active=active)
     return app

@@ -40,17 +40,21 @@ class MicroBatcher:
 
     One request's items always stay in one batch (a request larger than
     ``max_batch_size`` is scored alone).  ``on_batch(n_items, seconds)`` is called after
-    each batch (metrics).
+    each batch (metrics).  ``load_hint()`` says how many requests are in flight in the
+    server: the batcher waits for more only while some of them are not yet in the batch,
+    so a lone request is never delayed by ``max_wait_ms``.
     """
 
     def __init__(self, score_fn: ScoreFn, *, max_batch_size: int = 32, max_wait_ms: float = 2.0,
                  max_queue_items: int = 4096,
-                 on_batch: Callable[[int, float], None] | None = None) -> None:
+                 on_batch: Callable[[int, float], None] | None = None,
+                 load_hint: Callable[[], int] | None = None) -> None:
         self.score_fn = score_fn
         self.max_batch_size = max(1, int(max_batch_size))
         self.max_wait = max(0.0, float(max_wait_ms)) / 1000.0
         self.max_queue_items = max_queue_items
         self.on_batch = on_batch
+        self.load_hint = load_hint
         self._queue: asyncio.Queue[_Entry] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -116,6 +120,8 @@ class MicroBatcher:
                     timeout = deadline - loop.time()
                     if timeout <= 0 or self._closing:
                         break
+                    if self.load_hint is not None and self.load_hint() <= len(batch):
+                        break  # nobody else is coming: do not wait
                     try:
                         entry = await asyncio.wait_for(self._queue.get(), timeout)
                     except asyncio.TimeoutError:

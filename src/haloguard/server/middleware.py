@@ -85,12 +85,25 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
+class ActiveRequests:
+    """How many scoring requests (POST /v1/...) are in flight: the batcher's load hint."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> int:
+        return self.n
+
+
 class MetricsMiddleware:
     """Counts requests by endpoint (route template), method and status; times them."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, active: ActiveRequests | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.active = active if active is not None else ActiveRequests()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,10 +118,15 @@ class MetricsMiddleware:
                 status = msg["status"]
             await send(msg)
 
+        scoring = scope.get("method") == "POST" and scope.get("path", "").startswith("/v1/")
         self.metrics.in_flight.inc()
+        if scoring:
+            self.active.n += 1
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            if scoring:
+                self.active.n -= 1
             self.metrics.in_flight.dec()
             route = scope.get("route")
             endpoint = getattr(route, "path", None)

@@ -7,6 +7,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from haloguard import __version__
@@ -74,7 +75,8 @@ def _failure(exc: BaseException) -> ApiError:
 class GuardService:
     """Owns the guard, the micro-batcher and the job lane for one app."""
 
-    def __init__(self, settings: Settings, guard: Any, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, guard: Any, metrics: Metrics,
+                 load_hint: Callable[[], int] | None = None) -> None:
         self.settings = settings
         self.guard = guard
         self.metrics = metrics
@@ -87,7 +89,8 @@ class GuardService:
         self.batcher = MicroBatcher(
             guard_score_fn(guard), max_batch_size=settings.max_batch_size if on else 1,
             max_wait_ms=settings.max_wait_ms if on else 0.0,
-            max_queue_items=settings.max_queue_items, on_batch=metrics.observe_batch)
+            max_queue_items=settings.max_queue_items, on_batch=metrics.observe_batch,
+            load_hint=load_hint)
         self.jobs = JobStore(self._score_one, max_pending=settings.jobs_max_pending,
                              ttl_s=settings.jobs_ttl_s, max_kept=settings.jobs_max_kept,
                              classify_error=self._job_error, on_done=self._job_done)

@@ -1,0 +1,170 @@
+"""``haloguard redteam``: attack prompts against a guard and report bypasses;
+``haloguard redteam loop``: attack -> augment -> retrain -> re-evaluate, N rounds."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from haloguard.cli.attacks import add_paraphrase_options, options_from_args
+from haloguard.cli.common import fail
+
+EPILOG = """examples:
+  haloguard redteam --data harmful.jsonl --benign benign.jsonl --guard embedded --out runs/rt
+  haloguard redteam --data hb.jsonl --guard keyword --attacks encoding,fiction,chain --limit 50 --out /tmp/rt
+  haloguard redteam loop --rounds 2 --sample 200 --out runs/loop
+
+--data rows: {"text"|"messages", "id", "category", "label"?}; rows without a label count as
+harmful (in --data) or benign (in --benign).  --attacks takes `all`, attack names and/or
+attack classes (see `haloguard attacks list`).  Outputs in --out: results.json,
+report.md, report.html (heat map), attempts.jsonl and bypasses.jsonl (confirmed bypasses
++ benign twins as training records with provenance).
+"""
+
+LOOP_EPILOG = """examples:
+  haloguard redteam loop --rounds 2 --out runs/loop
+  haloguard redteam loop --rounds 3 --sample 300 --holdout-classes style_shift,prompt_injection --out runs/loop
+
+Bypasses are mined on TRAINING harmful prompts (default: AdvBench + the authored corpus),
+never on the evaluation set; robustness is reported on --eval-data (default: HarmBench).
+Attack classes in --holdout-classes are never mined for training; their bypass rate on the
+evaluation set measures generalisation.  Per-round logs: rounds.jsonl and rounds.md.
+"""
+
+
+def _add_guard_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--guard", default="embedded",
+                   help="guard: registry name, local path, hub id or URL (default: embedded)")
+    p.add_argument("--threshold", type=float, default=None, help="unsafe threshold")
+    p.add_argument("--calibration", default=None, help="calibration JSON")
+    p.add_argument("--no-canonicalize", action="store_true", help="score the original only")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("redteam", help="attack a guard and report bypass rates",
+                       description="Run harmful (and benign) prompts through attacks against a "
+                                   "guard; report bypass rate per attack x category and FPR.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help="JSONL of harmful prompts")
+    p.add_argument("--benign", default=None, help="JSONL of benign prompts (FPR under attack)")
+    p.add_argument("--attacks", default="all", help="all | comma list of names / classes")
+    p.add_argument("--exclude", default="", help="comma list of attack names/classes to drop")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--limit", type=int, default=None, help="use at most N prompts of each file")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", help="output directory")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_guard_options(p)
+    add_paraphrase_options(p)
+    p.set_defaults(func=run_redteam_cmd)
+    s = p.add_subparsers(dest="redteam_command", metavar="[loop]")
+    lp = s.add_parser("loop", help="attack -> augment -> retrain -> re-evaluate, N rounds",
+                      epilog=LOOP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    lp.add_argument("--rounds", type=int, default=2)
+    lp.add_argument("--sample", type=int, default=200,
+                    help="training harmful prompts attacked per round (default 200)")
+    lp.add_argument("--holdout-classes", default="style_shift,prompt_injection",
+                    help="attack classes never used for training (default: "
+                         "style_shift,prompt_injection; '' for none)")
+    lp.add_argument("--attacks", default="all", help="attacks used (default all)")
+    lp.add_argument("--train-data", default="advbench,corpus",
+                    help="training harmful prompts: comma list of data-layer sources, 'corpus' "
+                         "(authored corpus) or JSONL paths (default: advbench,corpus)")
+    lp.add_argument("--eval-data", default="harmbench",
+                    help="evaluation harmful prompts (source name or JSONL; default harmbench)")
+    lp.add_argument("--eval-benign", default=None,
+                    help="evaluation benign prompts (source name or JSONL) for FPR")
+    lp.add_argument("--eval-limit", type=int, default=None,
+                    help="at most N evaluation prompts of each kind")
+    lp.add_argument("--eval-suite", default=None,
+                    help="also run `haloguard eval --suite NAME` each round (e.g. offline)")
+    lp.add_argument("--base-data", default=None,
+                    help="training corpus dir with train.jsonl/val.jsonl (default: build it "
+                         "with `haloguard data build`)")
+    lp.add_argument("--seed", type=int, default=0)
+    lp.add_argument("--out", required=True, help="loop directory")
+    lp.add_argument("--no-progress", action="store_true")
+    _add_guard_options(lp)
+    add_paraphrase_options(lp)
+    lp.set_defaults(func=run_loop_cmd)
+
+
+def _split(spec: str | None) -> list[str]:
+    return [s.strip() for s in (spec or "").split(",") if s.strip()]
+
+
+def _load_guard(args: argparse.Namespace):
+    if "," in args.guard:
+        from haloguard.cascade import load_cascade
+
+        return load_cascade(args.guard, threshold=args.threshold, calibration=args.calibration)
+    from haloguard.loader import load_guard
+
+    return load_guard(args.guard, threshold=args.threshold, calibration=args.calibration,
+                      canonicalize=not args.no_canonicalize)
+
+
+def run_redteam_cmd(args: argparse.Namespace) -> int:
+    from haloguard.attacks import resolve_attacks
+    from haloguard.errors import HaloGuardError
+    from haloguard.redteam.export import bypass_records, write_records
+    from haloguard.redteam.report import markdown_table, write_report
+    from haloguard.redteam.runner import read_prompts, run_redteam
+
+    if not args.data:
+        return fail("--data FILE is required (or use `haloguard redteam loop`)")
+    if not args.out:
+        return fail("--out DIR is required")
+    if args.limit is not None and args.limit < 1:
+        return fail("--limit must be >= 1")
+    try:
+        rows = read_prompts(args.data, default_label="unsafe")
+        harmful = [r for r in rows if r.label == "unsafe"][: args.limit]
+        pool = [r for r in rows if r.label == "safe"]
+        benign = read_prompts(args.benign, default_label="safe", limit=args.limit) if args.benign else []
+        benign = [b for b in benign if b.label == "safe"]
+        if not harmful:
+            return fail(f"{args.data}: no harmful rows")
+        opts = options_from_args(args)
+        attacks = resolve_attacks(args.attacks, opts)
+        drop = set(_split(args.exclude))
+        attacks = [a for a in attacks if a.name not in drop and not set(a.classes) & drop]
+        guard = _load_guard(args)
+    except (HaloGuardError, ValueError, ImportError, OSError, RuntimeError) as exc:
+        return fail(str(exc))
+    result = run_redteam(guard, harmful, attacks, benign=benign, seed=args.seed,
+                         batch_size=args.batch_size, progress=not args.no_progress)
+    summary = write_report(result, args.out)
+    records = bypass_records(result, benign_pool=[*pool, *benign], options=opts)
+    stats = write_records(records, f"{args.out}/bypasses.jsonl")
+    print(markdown_table(summary))
+    ov = summary["overall"]
+    print(f"\noverall bypass rate {100 * (ov['bypass_rate'] or 0):.1f}% "
+          f"({ov['bypassed']}/{ov['attempts']}); {stats.bypasses} bypasses + {stats.twins} "
+          f"benign twins -> {stats.path}; report: {args.out}/report.md, report.html",
+          file=sys.stderr)
+    return 0
+
+
+def run_loop_cmd(args: argparse.Namespace) -> int:
+    from haloguard.errors import HaloGuardError
+    from haloguard.redteam.loop import LoopConfig, run_loop
+
+    if args.rounds < 1:
+        return fail("--rounds must be >= 1")
+    if args.sample < 1:
+        return fail("--sample must be >= 1")
+    cfg = LoopConfig(
+        out_dir=args.out, rounds=args.rounds, sample=args.sample, seed=args.seed,
+        attacks=args.attacks, holdout_classes=tuple(_split(args.holdout_classes)),
+        train_data=tuple(_split(args.train_data)), eval_data=args.eval_data,
+        eval_benign=args.eval_benign, eval_limit=args.eval_limit, eval_suite=args.eval_suite,
+        base_data=args.base_data, guard=args.guard, threshold=args.threshold,
+        options=options_from_args(args), progress=not args.no_progress,
+    )
+    try:
+        log = run_loop(cfg)
+    except (HaloGuardError, ValueError, ImportError, OSError, RuntimeError) as exc:
+        return fail(str(exc))
+    print(log.markdown())
+    return 0

@@ -1,0 +1,151 @@
+"""Confirmed bypasses -> training records (corpus row format) with provenance, plus a
+benign twin for each: the same transform, same seed, on a paired benign record.
+
+Row format (as ``src/haloguard/data/corpus/*.jsonl``, plus ``meta``)::
+
+    {"id", "text", "label", "category", "subcategory", "kind", "pair_id", "lang",
+     "overlay", "meta": {"provenance": {...}}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from haloguard.attacks.base import Attack, AttackOptions, apply_seeded, get_attack
+from haloguard.redteam.runner import Attempt, Prompt, RedteamResult
+
+GENERATOR = "haloguard.redteam"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportStats:
+    bypasses: int
+    twins: int
+    path: str
+
+
+def _kind(overlay: str) -> str:
+    return {"jailbreak": "jailbreak_wrapped", "prompt_injection": "injection"}.get(overlay,
+                                                                                 "harmful")
+
+
+def _short(*parts: object) -> str:
+    return hashlib.sha1("\x1f".join(map(str, parts)).encode()).hexdigest()[:12]
+
+
+class TwinFinder:
+    """Pick the benign record paired with a harmful one.
+
+    Order: the counterfactual with the same ``pair_id``; a benign record of the same
+    category; any benign record (chosen by the attempt's seed, so it is reproducible).
+    """
+
+    def __init__(self, benign: Sequence[Prompt]) -> None:
+        self.by_pair: dict[str, Prompt] = {}
+        self.by_cat: dict[str, list[Prompt]] = defaultdict(list)
+        self.all = [b for b in benign if b.label == "safe"]
+        for b in self.all:
+            if b.pair_id and b.pair_id not in self.by_pair:
+                self.by_pair[b.pair_id] = b
+            self.by_cat[b.category].append(b)
+
+    def find(self, harmful: Prompt, seed: int) -> tuple[Prompt | None, str]:
+        if harmful.pair_id and harmful.pair_id in self.by_pair:
+            return self.by_pair[harmful.pair_id], "pair_id"
+        rng = random.Random(seed)
+        if self.by_cat.get(harmful.category):
+            return rng.choice(self.by_cat[harmful.category]), "category"
+        if self.all:
+            return rng.choice(self.all), "random"
+        return None, "none"
+
+
+def bypass_records(
+    result: RedteamResult,
+    *,
+    benign_pool: Sequence[Prompt] = (),
+    options: AttackOptions | None = None,
+    round_: int | None = None,
+    allowed_classes: set[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Training rows for every confirmed bypass (and its benign twin when one is found).
+
+    ``allowed_classes``: only attacks whose classes all lie in this set are exported (the
+    loop uses it to keep held-out attack classes out of training).
+    """
+    finder = TwinFinder([*benign_pool, *(p for p in result.prompts.values() if p.label == "safe")])
+    cache: dict[str, Attack] = {}
+    info = {a["name"]: a for a in result.attacks}
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for att in result.bypasses():
+        classes = set(info.get(att.attack, {}).get("classes", [att.attack_class]))
+        if allowed_classes is not None and not classes <= allowed_classes:
+            continue
+        if att.text in seen:
+            continue
+        seen.add(att.text)
+        src = result.prompts.get(att.prompt_id)
+        attack = cache.get(att.attack) or cache.setdefault(att.attack, get_attack(att.attack, options))
+        rows.extend(_rows_for(att, src, attack, finder, result.guard, round_))
+    return rows
+
+
+def _provenance(att: Attempt, attack: Attack, source: Prompt | None, guard: str,
+                round_: int | None) -> dict[str, Any]:
+    return {
+        "generator": GENERATOR, "attack": att.attack, "attack_class": att.attack_class,
+        "chain": list(att.chain), "seed": att.seed, "source_id": att.prompt_id,
+        "source": source.source if source else "", "guard": guard,
+        "p_unsafe": round(att.p_unsafe, 6), "round": round_,
+        "replay": f"haloguard.attacks.apply_seeded(get_attack({att.attack!r}), text, {att.seed})",
+    }
+
+
+def _rows_for(att: Attempt, src: Prompt | None, attack: Attack, finder: TwinFinder,
+              guard: str, round_: int | None) -> list[dict[str, Any]]:
+    rid = _short(att.attack, att.seed, att.prompt_id)
+    pair = f"redteam-p{rid}"
+    ov = attack.overlay_for("unsafe")
+    prov = _provenance(att, attack, src, guard, round_)
+    harmful = {
+        "id": f"redteam-{rid}", "text": att.text, "label": "unsafe",
+        "category": att.category, "subcategory": src.subcategory if src else None,
+        "kind": _kind(ov), "pair_id": pair, "lang": att.lang, "overlay": ov,
+        "meta": {"provenance": prov},
+    }
+    rows = [harmful]
+    if src is None:
+        return rows
+    twin, how = finder.find(src, att.seed)
+    if twin is None:
+        harmful["pair_id"] = None
+        return rows
+    twin_text = apply_seeded(attack, twin.text, att.seed)
+    rows.append({
+        "id": f"redteam-{rid}-twin", "text": twin_text, "label": "safe",
+        "category": src.category, "subcategory": src.subcategory, "kind": "counterfactual",
+        "pair_id": pair, "lang": twin.lang, "overlay": attack.overlay_for("safe"),
+        "meta": {"provenance": {**prov, "source_id": twin.id, "source": twin.source,
+                                "twin_of": harmful["id"], "twin_match": how,
+                                "p_unsafe": None}},
+    })
+    return rows
+
+
+def write_records(rows: Sequence[dict[str, Any]], path: str | Path) -> ExportStats:
+    """Write rows as JSONL; returns counts."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with p.open("w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return ExportStats(bypasses=sum(r["label"] == "unsafe" for r in rows),
+                       twins=sum(r["label"] == "safe" for r in rows), path=str(p))

@@ -6,11 +6,12 @@ import random
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from haloguard.canonicalize import DECODER_NAMES, View, canonicalize
 from haloguard.canonicalize import encoders as enc
+from haloguard.canonicalize.plausibility import english_score
 
 # ~300 common English words (no digits, no single letters, no 'ph').
 WORDS = """
@@ -53,6 +54,11 @@ def _texts(text: str, **kw: object) -> list[str]:
     return [v.text for v in canonicalize(text, **kw)]
 
 
+def _assume_obfuscated(encoded: str) -> None:
+    """Skip outputs that already read as English (palindromes, rot13 'be' <-> 'or')."""
+    assume(english_score(encoded) < 0.55)
+
+
 def _has(views_text: list[str], original: str, lossy: bool = False) -> bool:
     if lossy:
         return _norm(original) in {_norm(t) for t in views_text}
@@ -83,6 +89,7 @@ def test_hex_roundtrip(s: str, sep: str) -> None:
 @FAST
 @given(sentences)
 def test_rot13_roundtrip(s: str) -> None:
+    _assume_obfuscated(enc.encode_rot13(s))
     assert _has(_texts(enc.encode_rot13(s)), s)
 
 
@@ -134,12 +141,14 @@ def test_spaced_roundtrip(s: str, sep: str) -> None:
 @FAST
 @given(sentences)
 def test_reversed_roundtrip(s: str) -> None:
+    _assume_obfuscated(enc.reverse_text(s))
     assert _has(_texts(enc.reverse_text(s)), s)
 
 
 @FAST
 @given(sentences)
 def test_reversed_words_roundtrip(s: str) -> None:
+    _assume_obfuscated(enc.reverse_words(s))
     assert _has(_texts(enc.reverse_words(s)), s)
 
 
@@ -168,6 +177,7 @@ def test_emoji_roundtrip(s: str) -> None:
 @FAST
 @given(sentences)
 def test_nested_base64_of_rot13(s: str) -> None:
+    _assume_obfuscated(enc.encode_rot13(s))
     views = canonicalize(enc.encode_base64(enc.encode_rot13(s)))
     assert View("base64+rot13", s) in views
 

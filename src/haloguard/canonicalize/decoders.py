@@ -36,6 +36,7 @@ _CAMEL_RE = re.compile(r"(?<![\w.$#@/`'\"])(?:[A-Z][a-z]*){2,}[A-Z][a-z]+(?![\w(
                        r"|(?<![\w.$#@/`'\"])[a-z]+(?:[A-Z][a-z]*){2,}[A-Z][a-z]+(?![\w(`'\"])")
 _CAMEL_SPLIT_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
 _VOWELS = frozenset("aeiouAEIOU")
+_ENGLISH_SKIP = 0.55  # text already this English-like is not rot13/reversed
 
 
 def _printable_text(raw: bytes, strict: bool = True) -> str | None:
@@ -117,7 +118,7 @@ _SEGMENT_RE = re.compile(r"[^.!?:;\n]+[.!?:;\n]*|[.!?:;\n]+")
 
 def decode_rot13(text: str, score: Score) -> str | None:
     """ROT13 each sentence-like segment whose ROT13 is clearly more English-like."""
-    if score(text) >= 0.55 or not any(c.isascii() and c.isalpha() for c in text):
+    if score(text) >= _ENGLISH_SKIP or not any(c.isascii() and c.isalpha() for c in text):
         return None
     changed = False
     parts = []
@@ -175,7 +176,7 @@ def decode_spaced(text: str, score: Score) -> str | None:
         changed = True
         return letters
 
-    if not _SPACED_RE.search(text):
+    if not _SPACED_RE.search(text) and len(_SPACED2_RE.findall(text)) < 3:
         return None
     out = _SPACED2_RE.sub(sub, text)
     if not changed:
@@ -185,7 +186,7 @@ def decode_spaced(text: str, score: Score) -> str | None:
 
 def decode_reversed(text: str, score: Score) -> str | None:
     """Whole-text reversal when the result is clearly more English-like."""
-    if score(text) >= 0.55:
+    if score(text) >= _ENGLISH_SKIP:
         return None
     rev = text[::-1]
     return rev if score(rev) >= 0.25 and score(rev) > score(text) + 0.01 else None
@@ -193,7 +194,7 @@ def decode_reversed(text: str, score: Score) -> str | None:
 
 def decode_reversed_words(text: str, score: Score) -> str | None:
     """Per-word reversal when the result is clearly more English-like."""
-    if score(text) >= 0.55:
+    if score(text) >= _ENGLISH_SKIP:
         return None
     rev = _WORD_RE.sub(lambda m: m.group(0)[::-1], text)
     return rev if score(rev) >= 0.25 and score(rev) > score(text) + 0.01 else None

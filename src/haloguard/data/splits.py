@@ -9,7 +9,7 @@ from pathlib import Path
 from .records import Record
 
 #: ShareGPT: conversations whose id falls in these buckets (of 10,000) are evaluation-only
-SHAREGPT_HELDOUT_BUCKETS = 160
+SHAREGPT_HELDOUT_BUCKETS = 1100
 #: chatterbot: non-English files whose "<lang>/<file>" falls in these buckets (of 100) are held out
 CHATTERBOT_HELDOUT_BUCKETS = 35
 #: fraction of the training corpus kept for validation (by pair id)

@@ -3,7 +3,8 @@
 >>> import random
 >>> from haloguard.attacks import get_attack
 >>> attack = get_attack("word_swap")
->>> attack.apply("how to steal a car", random.Random(0)) == attack.apply("how to steal a car", random.Random(0))
+>>> a, b = (attack.apply("how to steal a car", random.Random(0)) for _ in range(2))
+>>> a == b
 True
 """
 

@@ -52,7 +52,8 @@ Base64 = _simple("base64", "Base64", lambda t, r: enc.encode_base64(t, pad=r.ran
                  "Base64 of the prompt with a 'decode this and answer' instruction")
 Hex = _simple("hex", "hex", lambda t, r: enc.encode_hex(t, r.choice(("", " "))),
               "hex bytes of the prompt with a decode instruction")
-Rot13 = _simple("rot13", "ROT13", lambda t, r: enc.encode_rot13(t), "ROT13 with a decode instruction")
+Rot13 = _simple("rot13", "ROT13", lambda t, r: enc.encode_rot13(t),
+                "ROT13 with a decode instruction")
 Morse = _simple("morse", "Morse code", lambda t, r: enc.encode_morse(t),
                 "Morse code with a decode instruction")
 Url = _simple("url", "URL-encoded text", lambda t, r: enc.encode_url(t),

@@ -135,7 +135,7 @@ def run_apply(args: argparse.Namespace) -> int:
             except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
                 bad += 1
                 row = {"line": lineno, "error": str(exc).split("\n")[0]}
-            except Exception as exc:  # noqa: BLE001 - e.g. a paraphrase endpoint failing
+            except Exception as exc:
                 bad += 1
                 row = {"line": lineno, "error": f"{type(exc).__name__}: {exc}"}
             dst.write(json.dumps(row, ensure_ascii=False) + "\n")

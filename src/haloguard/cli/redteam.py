@@ -11,7 +11,8 @@ from haloguard.cli.common import fail
 
 EPILOG = """examples:
   haloguard redteam --data harmful.jsonl --benign benign.jsonl --guard embedded --out runs/rt
-  haloguard redteam --data hb.jsonl --guard keyword --attacks encoding,fiction,chain --limit 50 --out /tmp/rt
+  haloguard redteam --data hb.jsonl --guard keyword --attacks encoding,fiction,chain \
+      --limit 50 --out /tmp/rt
   haloguard redteam loop --rounds 2 --sample 200 --out runs/loop
 
 --data rows: {"text"|"messages", "id", "category", "label"?}; rows without a label count as
@@ -23,7 +24,8 @@ report.md, report.html (heat map), attempts.jsonl and bypasses.jsonl (confirmed 
 
 LOOP_EPILOG = """examples:
   haloguard redteam loop --rounds 2 --out runs/loop
-  haloguard redteam loop --rounds 3 --sample 300 --holdout-classes style_shift,prompt_injection --out runs/loop
+  haloguard redteam loop --rounds 3 --sample 300 \
+      --holdout-classes style_shift,prompt_injection --out runs/loop
 
 Bypasses are mined on TRAINING harmful prompts (default: AdvBench + the authored corpus),
 never on the evaluation set; robustness is reported on --eval-data (default: HarmBench).
@@ -121,7 +123,8 @@ def run_redteam_cmd(args: argparse.Namespace) -> int:
         rows = read_prompts(args.data, default_label="unsafe")
         harmful = [r for r in rows if r.label == "unsafe"][: args.limit]
         pool = [r for r in rows if r.label == "safe"]
-        benign = read_prompts(args.benign, default_label="safe", limit=args.limit) if args.benign else []
+        benign = (read_prompts(args.benign, default_label="safe", limit=args.limit)
+                  if args.benign else [])
         benign = [b for b in benign if b.label == "safe"]
         if not harmful:
             return fail(f"{args.data}: no harmful rows")

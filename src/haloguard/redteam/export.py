@@ -93,7 +93,9 @@ def bypass_records(
             continue
         seen.add(att.text)
         src = result.prompts.get(att.prompt_id)
-        attack = cache.get(att.attack) or cache.setdefault(att.attack, get_attack(att.attack, options))
+        if att.attack not in cache:
+            cache[att.attack] = get_attack(att.attack, options)
+        attack = cache[att.attack]
         rows.extend(_rows_for(att, src, attack, finder, result.guard, round_))
     return rows
 

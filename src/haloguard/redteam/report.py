@@ -64,7 +64,8 @@ def _pct(x: float | None) -> str:
 
 def markdown_table(summary: dict[str, Any]) -> str:
     """The attack x bypass table (plus benign FPR) as Markdown."""
-    lines = ["| attack | class | harmful n | bypass | induced¹ | overlay flagged | benign n | FPR |",
+    lines = ["| attack | class | harmful n | bypass | induced¹ | overlay flagged | benign n "
+             "| FPR |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in summary["per_attack"]:
         lines.append(

@@ -264,7 +264,7 @@ def run_redteam(
             s = derive_seed(seed, attack.name, p.id)
             try:
                 text = apply_seeded(attack, p.text, s)
-            except Exception as exc:  # noqa: BLE001 - one broken transform must not stop the run
+            except Exception as exc:
                 failed.append(_attempt(attack, p, s, p.text, None, f"{type(exc).__name__}: {exc}"))
                 continue
             jobs.append((attack, p, s, text))

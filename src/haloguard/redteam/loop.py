@@ -1,0 +1,394 @@
+"""``redteam loop``: attack -> collect bypasses -> add them (and benign twins) to a corpus
+overlay -> rebuild training data -> retrain the embedded model -> re-evaluate.
+
+Bypasses are mined on *training* harmful prompts only (AdvBench + the authored corpus by
+default); robustness is measured on an *evaluation* set (HarmBench by default) that never
+feeds training.  Attack classes in ``holdout_classes`` are never mined, so their bypass
+rate on the evaluation set measures generalisation rather than memorisation.
+
+The heavy steps are injectable (``builder``, ``trainer``, ``guard_factory``,
+``suite_runner``) so tests run the whole loop with the keyword guard and a fake trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from haloguard.attacks.base import AttackOptions, resolve_attacks
+from haloguard.errors import InputError
+from haloguard.redteam.export import bypass_records, write_records
+from haloguard.redteam.report import write_report
+from haloguard.redteam.runner import Prompt, RedteamResult, read_prompts, run_redteam
+
+#: builder(overlay_dir, out_dir) -> dir with train.jsonl / val.jsonl
+Builder = Callable[[Path, Path], Path]
+#: trainer(data_dir, out_dir) -> model dir
+Trainer = Callable[[Path, Path], Path]
+#: guard_factory(model_dir or None for the starting guard) -> Guard
+GuardFactory = Callable[[Path | None], Any]
+#: suite_runner(guard_spec, out_dir) -> {"recall": .., "fpr": .., ...}
+SuiteRunner = Callable[[str, Path], dict[str, Any]]
+
+CORPUS_DIR = Path(__file__).resolve().parents[1] / "data" / "corpus"
+
+
+@dataclass
+class LoopConfig:
+    out_dir: str | Path
+    rounds: int = 2
+    sample: int = 200
+    seed: int = 0
+    attacks: str | list[str] = "all"
+    holdout_classes: tuple[str, ...] = ("style_shift", "prompt_injection")
+    train_data: tuple[str, ...] = ("advbench", "corpus")
+    eval_data: str = "harmbench"
+    eval_benign: str | None = None
+    eval_limit: int | None = None
+    eval_suite: str | None = None
+    base_data: str | Path | None = None
+    guard: str = "embedded"
+    threshold: float | None = None
+    options: AttackOptions = field(default_factory=AttackOptions)
+    progress: bool = False
+    batch_size: int = 32
+    allow_eval_mining: bool = False  # only for tests/experiments; reported numbers must not
+
+
+@dataclass
+class LoopLog:
+    rows: list[dict[str, Any]]
+    out_dir: Path
+
+    def markdown(self) -> str:
+        return render_log_markdown(self.rows)
+
+
+# -- prompt sets ---------------------------------------------------------------------------
+def load_prompt_set(spec: str, *, default_label: str | None, role: str | None = None,
+                    allow_eval: bool = True) -> list[Prompt]:
+    """A JSONL path, ``corpus`` (the authored corpus) or a ``haloguard.data`` source name.
+
+    With ``role="train"`` an evaluation-role source is refused unless ``allow_eval``.
+    """
+    p = Path(spec)
+    if p.suffix in (".jsonl", ".json") or p.exists():
+        return read_prompts(p, default_label=default_label)
+    if spec == "corpus":
+        out: list[Prompt] = []
+        for f in sorted(CORPUS_DIR.glob("*.jsonl")):
+            out.extend(read_prompts(f, default_label=default_label))
+        return [Prompt(**{**_asdict(x), "source": "corpus"}) for x in out]
+    try:
+        from haloguard.data.sources import get_source
+
+        src = get_source(spec)
+    except (ImportError, KeyError) as exc:
+        raise InputError(f"unknown prompt set {spec!r}: not a file, 'corpus' or a data source "
+                         f"({exc})") from None
+    if role == "train" and src.role == "eval" and not allow_eval:
+        raise InputError(f"{spec} is an evaluation set: bypasses found on it must not be folded "
+                         "into training (mine on training sources, e.g. advbench,corpus)")
+    try:
+        from haloguard.data.loaders import load_source  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise InputError(f"the data layer cannot load {spec!r} yet ({exc})") from None
+    recs = [r for r in load_source(spec) if getattr(r, "label", None) in (None, "unsafe", "safe")]
+    recs = [r for r in recs if (getattr(r, "label", None) or default_label) is not None]
+    return [_from_record(r, default_label, spec) for r in recs]
+
+
+def _from_record(r: Any, default_label: str | None, source: str) -> Prompt:
+    meta = dict(getattr(r, "meta", {}) or {})
+    return Prompt(
+        id=str(r.id), text=r.content if hasattr(r, "content") else r.text,
+        label=r.label or default_label or "unsafe", category=r.category or "none",
+        subcategory=meta.get("subcategory"), pair_id=meta.get("pair_id"),
+        lang=r.lang or "en", source=r.source or source, kind=meta.get("kind"),
+    )
+
+
+def _asdict(p: Prompt) -> dict[str, Any]:
+    return {k: getattr(p, k) for k in Prompt.__dataclass_fields__}
+
+
+# -- default heavy steps --------------------------------------------------------------------
+def _cli(*args: str) -> None:
+    cmd = [sys.executable, "-m", "haloguard.cli.main", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise RuntimeError(f"`haloguard {' '.join(args)}` failed: {' | '.join(tail)}")
+
+
+def make_default_builder(base_data: str | Path | None, work: Path) -> Builder:
+    """Build the training corpus once (``haloguard data build``), then per round copy it
+    and append every overlay row (all rounds so far) to ``train.jsonl``."""
+    state: dict[str, Path] = {}
+
+    def base() -> Path:
+        if "dir" not in state:
+            if base_data is not None:
+                state["dir"] = Path(base_data)
+            else:
+                d = work / "base_data"
+                if not (d / "train.jsonl").exists():
+                    _cli("data", "build", "--out", str(d))
+                state["dir"] = d
+        return state["dir"]
+
+    def build(overlay_dir: Path, out_dir: Path) -> Path:
+        return merge_overlay(base(), overlay_dir, out_dir)
+
+    return build
+
+
+def merge_overlay(base_dir: Path, overlay_dir: Path, out_dir: Path) -> Path:
+    """Copy ``base_dir``'s files to ``out_dir`` and append overlay rows to train.jsonl
+    (rows whose text is already in the base are dropped)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in base_dir.iterdir():
+        if f.is_file():
+            shutil.copy2(f, out_dir / f.name)
+    train = out_dir / "train.jsonl"
+    seen = set()
+    if train.exists():
+        with train.open(encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    seen.add(json.loads(line).get("text"))
+                except (ValueError, AttributeError):
+                    continue
+    added = 0
+    with train.open("a", encoding="utf-8") as out:
+        for f in sorted(overlay_dir.glob("*.jsonl")):
+            for line in f.read_text(encoding="utf-8").splitlines():
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if row.get("text") in seen:
+                    continue
+                seen.add(row.get("text"))
+                row.setdefault("source", "redteam")
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                added += 1
+    (out_dir / "overlay.json").write_text(json.dumps(
+        {"base": str(base_dir), "overlay": str(overlay_dir), "added": added}) + "\n")
+    return out_dir
+
+
+def default_trainer(data_dir: Path, out_dir: Path) -> Path:
+    """``haloguard train embedded --data DIR --out DIR``."""
+    _cli("train", "embedded", "--data", str(data_dir), "--out", str(out_dir))
+    return out_dir
+
+
+def make_default_guard_factory(guard: str, threshold: float | None) -> GuardFactory:
+    def factory(model_dir: Path | None):
+        from haloguard.loader import load_guard
+
+        return load_guard(str(model_dir) if model_dir is not None else guard, threshold=threshold)
+
+    return factory
+
+
+def default_suite_runner(suite: str) -> SuiteRunner:
+    def run(guard_spec: str, out_dir: Path) -> dict[str, Any]:
+        _cli("eval", "--suite", suite, "--guard", guard_spec, "--out", str(out_dir))
+        return _suite_metrics(out_dir)
+
+    return run
+
+
+def _suite_metrics(out_dir: Path) -> dict[str, Any]:
+    """Pick recall / FPR style numbers out of whatever JSON the eval runner wrote."""
+    for name in ("results.json", "metrics.json", "summary.json"):
+        f = out_dir / name
+        if f.exists():
+            try:
+                data = json.loads(f.read_text(encoding="utf-8"))
+            except ValueError:
+                continue
+            return {"file": str(f), "summary": _pick_metrics(data)}
+    return {"file": None, "summary": {}}
+
+
+def _pick_metrics(data: Any, prefix: str = "", depth: int = 0) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if depth > 3 or not isinstance(data, dict):
+        return out
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, (int, float)) and k.lower() in ("recall", "fpr", "f1", "precision"):
+            out[key] = float(v)
+        elif isinstance(v, dict):
+            out.update(_pick_metrics(v, key + ".", depth + 1))
+    return out
+
+
+# -- the loop -------------------------------------------------------------------------------
+def run_loop(
+    cfg: LoopConfig,
+    *,
+    builder: Builder | None = None,
+    trainer: Trainer | None = None,
+    guard_factory: GuardFactory | None = None,
+    suite_runner: SuiteRunner | None = None,
+    train_prompts: Sequence[Prompt] | None = None,
+    eval_harmful: Sequence[Prompt] | None = None,
+    eval_benign: Sequence[Prompt] | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> LoopLog:
+    """Run ``cfg.rounds`` rounds; returns (and writes) the per-round log.
+
+    Row ``round=0`` measures the starting guard; row ``round=r`` the guard retrained on the
+    bypasses mined in rounds ``1..r``.
+    """
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    say = notify or (lambda m: print(f"haloguard redteam loop: {m}", file=sys.stderr))
+    holdout = tuple(cfg.holdout_classes)
+    attacks = resolve_attacks(cfg.attacks if cfg.attacks else "all", cfg.options)
+    train_attacks = [a for a in attacks if not set(a.classes) & set(holdout)]
+    if not train_attacks:
+        raise InputError("every attack is held out: nothing left to mine bypasses with")
+    allowed = {c for a in train_attacks for c in a.classes}
+
+    # prompt sets
+    if train_prompts is None:
+        train_prompts = []
+        for spec in cfg.train_data:
+            train_prompts = [*train_prompts, *load_prompt_set(
+                spec, default_label="unsafe", role="train", allow_eval=cfg.allow_eval_mining)]
+    train_harm = [p for p in train_prompts if p.label == "unsafe"]
+    twin_pool = [p for p in train_prompts if p.label == "safe"]
+    if not train_harm:
+        raise InputError("no harmful training prompts to mine bypasses from")
+    if eval_harmful is None:
+        eval_harmful = [p for p in load_prompt_set(cfg.eval_data, default_label="unsafe")
+                        if p.label == "unsafe"]
+    if eval_benign is None:
+        eval_benign = ([p for p in load_prompt_set(cfg.eval_benign, default_label="safe")
+                        if p.label == "safe"] if cfg.eval_benign else [])
+    if cfg.eval_limit:
+        eval_harmful, eval_benign = eval_harmful[:cfg.eval_limit], eval_benign[:cfg.eval_limit]
+    overlap = {_norm(p.text) for p in train_harm} & {_norm(p.text) for p in eval_harmful}
+    if overlap:
+        say(f"{len(overlap)} training prompt(s) also in the evaluation set; dropped from mining")
+        train_harm = [p for p in train_harm if _norm(p.text) not in overlap]
+
+    builder = builder or make_default_builder(cfg.base_data, out)
+    trainer = trainer or default_trainer
+    guard_factory = guard_factory or make_default_guard_factory(cfg.guard, cfg.threshold)
+    if suite_runner is None and cfg.eval_suite:
+        suite_runner = default_suite_runner(cfg.eval_suite)
+    overlay_dir = out / "overlay"
+    overlay_dir.mkdir(exist_ok=True)
+
+    rows: list[dict[str, Any]] = []
+    model_dir: Path | None = None
+    rng = random.Random(cfg.seed)
+    for rnd in range(cfg.rounds + 1):
+        t0 = time.time()
+        rdir = out / f"round_{rnd}"
+        guard = guard_factory(model_dir)
+        say(f"round {rnd}: evaluating {getattr(guard, 'model_id', guard)} on "
+            f"{len(eval_harmful)} harmful / {len(eval_benign)} benign evaluation prompts")
+        ev = run_redteam(guard, eval_harmful, attacks, benign=eval_benign, seed=cfg.seed,
+                         batch_size=cfg.batch_size, progress=cfg.progress, notify=lambda m: None)
+        ev_summary = write_report(ev, rdir / "eval", heldout_classes=holdout, attempts=False)
+        row = _eval_row(rnd, ev, ev_summary, holdout, model_dir)
+        if suite_runner is not None:
+            spec = str(model_dir) if model_dir is not None else cfg.guard
+            row["suite"] = suite_runner(spec, rdir / "suite")
+        if rnd < cfg.rounds:
+            sample = rng.sample(train_harm, min(cfg.sample, len(train_harm)))
+            say(f"round {rnd}: mining bypasses on {len(sample)} training prompts with "
+                f"{len(train_attacks)} attacks (held out: {', '.join(holdout) or 'none'})")
+            mine = run_redteam(guard, sample, train_attacks, seed=cfg.seed * 1000 + rnd + 1,
+                               batch_size=cfg.batch_size, progress=cfg.progress,
+                               notify=lambda m: None)
+            mine_summary = write_report(mine, rdir / "mine", attempts=False)
+            recs = bypass_records(mine, benign_pool=twin_pool, options=cfg.options,
+                                  round_=rnd + 1, allowed_classes=allowed)
+            stats = write_records(recs, overlay_dir / f"round_{rnd + 1}.jsonl")
+            row["mined"] = {"prompts": len(sample),
+                            "attempts": mine_summary["overall"]["attempts"],
+                            "bypass_rate": mine_summary["overall"]["bypass_rate"],
+                            "bypasses": stats.bypasses, "twins": stats.twins}
+            say(f"round {rnd}: {stats.bypasses} bypasses + {stats.twins} twins -> {stats.path}; "
+                "rebuilding training data and retraining")
+            data_dir = builder(overlay_dir, rdir / "data")
+            model_dir = trainer(data_dir, out / "models" / f"round_{rnd + 1}")
+        row["seconds"] = round(time.time() - t0, 1)
+        rows.append(row)
+        _write_log(rows, out)
+    if rows:
+        base, last = rows[0], rows[-1]
+        if base.get("eval_fpr") is not None and last.get("eval_fpr") is not None:
+            delta = last["eval_fpr"] - base["eval_fpr"]
+            if delta > 0.005:
+                say(f"warning: evaluation FPR rose by {100 * delta:.2f} points over the loop "
+                    "(target: at most 0.5)")
+    return LoopLog(rows, out)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _eval_row(rnd: int, ev: RedteamResult, s: dict[str, Any], holdout: tuple[str, ...],
+              model_dir: Path | None) -> dict[str, Any]:
+    per = {r["attack"]: r for r in s["per_attack"]}
+    ident = per.get("identity", {})
+    info = {a["name"]: a for a in s["attacks"]}
+    trained = [r for n, r in per.items()
+               if n != "identity" and not set(info[n]["classes"]) & set(holdout)]
+    n = sum(r["n"] for r in trained)
+    nb = sum(r["n_benign"] for r in trained)
+    return {
+        "round": rnd,
+        "model": str(model_dir) if model_dir is not None else ev.guard,
+        "eval_recall": None if ident.get("bypass_rate") is None else 1 - ident["bypass_rate"],
+        "eval_fpr": ident.get("fpr"),
+        "bypass_rate": (sum(r["bypassed"] for r in trained) / n) if n else None,
+        "heldout_bypass_rate": s["targets"].get("heldout", {}).get("measured"),
+        "attacked_fpr": (sum(r["fp"] for r in trained) / nb) if nb else None,
+        "worst_single": s["targets"].get("single", {}).get("measured"),
+        "worst_chain": s["targets"].get("chain", {}).get("measured"),
+        "per_attack": {r["attack"]: r["bypass_rate"] for r in s["per_attack"]},
+    }
+
+
+def _pct(x: Any) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def render_log_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    out = ["| round | eval recall | eval FPR | bypass (trained classes) | bypass (held-out) | "
+           "worst single | worst chain | FPR under attack | mined bypasses | s |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        mined = r.get("mined")
+        m = f"{mined['bypasses']} (+{mined['twins']} twins)" if mined else "—"
+        out.append(f"| {r['round']} | {_pct(r['eval_recall'])} | {_pct(r['eval_fpr'])} | "
+                   f"{_pct(r['bypass_rate'])} | {_pct(r['heldout_bypass_rate'])} | "
+                   f"{_pct(r['worst_single'])} | {_pct(r['worst_chain'])} | "
+                   f"{_pct(r['attacked_fpr'])} | {m} | {r.get('seconds', '')} |")
+    return "\n".join(out) + "\n"
+
+
+def _write_log(rows: Sequence[dict[str, Any]], out: Path) -> None:
+    with (out / "rounds.jsonl").open("w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    (out / "rounds.md").write_text("# Red-team loop\n\n" + render_log_markdown(rows),
+                                   encoding="utf-8")

@@ -21,10 +21,19 @@ __all__ = [
     "decode_piglatin", "decode_camelcase",
 ]
 
-_B64_RUN_RE = re.compile(r"[A-Za-z0-9+/_-]{10,}={0,2}")
-_HEX_RUN_RE = re.compile(
-    r"(?:(?:0x|\\x)?[0-9a-fA-F]{2}[ :,]?){6,}"
+_B64_RUN_RE = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{10,}={0,2}")
+_DEL_DIGITS = str.maketrans("", "", "0123456789")
+_DEL_UPPER_DIGITS = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_DEL_UPPER = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# Literal-led pre-gates (fast in sre) for letters separated by a single separator.
+_SPACED_PRE = tuple(
+    re.compile(p)
+    for p in (r" [A-Za-z] [A-Za-z] [A-Za-z]", r"  [A-Za-z] [A-Za-z]", r"\.[A-Za-z]\.[A-Za-z]",
+              r"-[A-Za-z]-[A-Za-z]",
+              r"_[A-Za-z]_[A-Za-z]", r"\*[A-Za-z]\*[A-Za-z]")
 )
+_CAMEL_PRE = re.compile(r"[A-Z][a-z]*[A-Z][a-z]*[A-Z]")
+_HEX_RUN_RE = re.compile(r"(?<![0-9A-Za-z])(?:(?:0x|\\x)?[0-9a-fA-F]{2}[ :,]?){6,}")
 _HEX_STRIP_RE = re.compile(r"0x|\\x|[ :,]")
 _MORSE_CHARS = frozenset(".-/ |\n\t_")
 _URL_ESC_RE = re.compile(r"%[0-9A-Fa-f]{2}")
@@ -66,7 +75,9 @@ def _b64_span(span: str, strict: bool) -> str | None:
 
 def decode_base64(text: str, score: Score) -> str | None:
     """Decode base64 (std/urlsafe, missing padding), also embedded spans in place."""
-    if len(text) < 10 or not _B64_RUN_RE.search(text):
+    if len(text) < 10 or len(text) - len(text.translate(_DEL_UPPER_DIGITS)) < 3:
+        return None
+    if not _B64_RUN_RE.search(text):
         return None
     changed = False
     whole = text.strip()
@@ -88,7 +99,9 @@ def decode_base64(text: str, score: Score) -> str | None:
 
 def decode_hex(text: str, score: Score) -> str | None:
     """Decode hex byte runs (plain, spaced, 0x/\\x prefixed), substituted in place."""
-    if len(text) < 12 or not _HEX_RUN_RE.search(text):
+    if len(text) < 12 or len(text) - len(text.translate(_DEL_DIGITS)) < 6:
+        return None
+    if not _HEX_RUN_RE.search(text):
         return None
     changed = False
     whole = text.strip()
@@ -176,6 +189,8 @@ def decode_spaced(text: str, score: Score) -> str | None:
         changed = True
         return letters
 
+    if not any(p.search(text) for p in _SPACED_PRE):
+        return None
     if not _SPACED_RE.search(text) and len(_SPACED2_RE.findall(text)) < 3:
         return None
     out = _SPACED2_RE.sub(sub, text)
@@ -240,6 +255,8 @@ def decode_piglatin(text: str, score: Score) -> str | None:
 
 def decode_camelcase(text: str, score: Score) -> str | None:
     """Split CamelCase runs ('HowToMakeABomb') into words."""
+    if len(text) - len(text.translate(_DEL_UPPER)) < 3 or not _CAMEL_PRE.search(text):
+        return None
     if not _CAMEL_RE.search(text):
         return None
     whole = text.strip()

@@ -19,10 +19,11 @@ _SYMBOLS = "".join(sorted(set(LEET_BASIC) | set(LEET_EXTENDED)))
 # Cheap gate: a leet symbol touching an ASCII letter, or an aggressive multi-char form.
 _GATE_SYMBOLS = re.escape("0123456789@$!|+(<€£¥")
 _GATE_RE = re.compile(
-    r"[A-Za-z][" + _GATE_SYMBOLS + r"]|[" + _GATE_SYMBOLS + r"][A-Za-z]"
+    r"[" + _GATE_SYMBOLS + r"](?:(?<=[A-Za-z].)|(?=[A-Za-z]))"
     r"|(?<!\S)(?=\S*[@$!|+(€])[0-9@$!|+(<€]{2,}(?!\S)"
     r"|\|-\||/\\/|\\/|\|<|\|\\\||\|\)"
 )
+_ANY_LEET = "0123456789@$!|+(<€£¥\\/^"
 _TOKEN_RE = re.compile(r"\S+")
 _LEET_CHARS = frozenset(_SYMBOLS) | frozenset("\\/^-()[]{}*")
 _TRAIL_RE = re.compile(r"[.,?!;:]+$")
@@ -55,7 +56,7 @@ def _decode_token(tok: str, level: int) -> str:
 
 def decode_leet(text: str, score: Callable[[str], float]) -> str | None:
     """Decode leetspeak if the text is leet-heavy and the best decoding is more English."""
-    if not _GATE_RE.search(text):
+    if not any(c in text for c in _ANY_LEET) or not _GATE_RE.search(text):
         return None
     tokens = _TOKEN_RE.findall(text)
     leet = [t for t in tokens if _is_leet_token(t)]

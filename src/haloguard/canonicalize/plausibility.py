@@ -8,7 +8,7 @@ from importlib import resources
 
 __all__ = ["common_words", "english_score", "word_score", "looks_like_text", "Scorer"]
 
-_SAMPLE = 1500  # characters scored at most; keeps long prompts cheap
+_SAMPLE = 1000  # characters scored at most; keeps long prompts cheap
 
 @functools.lru_cache(maxsize=1)
 def common_words() -> frozenset[str]:
@@ -32,7 +32,10 @@ def _trigram_lp() -> dict[str, float]:
     return {ab + c: int(v) / 100 for ab, row in zip(ctx, rows) for c, v in zip(_ALPHABET, row)}
 
 
-def _word_lp(word: str, lp: dict[str, float]) -> tuple[float, int]:
+@functools.lru_cache(maxsize=16384)
+def _word_lp(word: str) -> tuple[float, int]:
+    """Summed trigram log-prob and trigram count of a lowercase ASCII word (memoized)."""
+    lp = _trigram_lp()
     s = f"  {word} "
     return sum(lp[s[i : i + 3]] for i in range(len(s) - 2)), len(s) - 2
 
@@ -46,7 +49,6 @@ def english_score(text: str) -> float:
     tokens = text[:_SAMPLE].lower().split()
     if not tokens:
         return 0.0
-    lp = _trigram_lp()
     vocab = common_words()
     common = n = 0
     total = 0.0
@@ -57,7 +59,7 @@ def english_score(text: str) -> float:
         if w in vocab:
             common += 1
         if w.isascii() and w.isalpha():
-            t, k = _word_lp(w, lp)
+            t, k = _word_lp(w)
             total += t
             n += k
         else:
@@ -76,7 +78,7 @@ def word_score(word: str) -> float:
         return 10.0
     if not (word.isascii() and word.isalpha()):
         return -10.0
-    t, k = _word_lp(word, _trigram_lp())
+    t, k = _word_lp(word)
     return t / k
 
 

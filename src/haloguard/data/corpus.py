@@ -1,0 +1,294 @@
+"""Deterministic training-corpus builder (`haloguard data build`) and the coverage report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .dedup import LeakageReport, check_leakage, dedup_exact
+from .records import Record, iter_jsonl, write_jsonl
+from .splits import stable_hash, train_val_split
+
+AUG_RATE = 0.15  # share of authored harmful AND benign rows that get one obfuscated copy
+JB_FILLS_PER_TEMPLATE = 1
+BENIGN_KINDS = ("counterfactual", "boundary", "baseline")
+COVERAGE_KINDS = ("harmful", "counterfactual", "boundary", "baseline", "jailbreak_wrapped",
+                  "injection")
+THIN = {"harmful": 10, "counterfactual": 10}
+
+
+class LeakageError(RuntimeError):
+    """Training rows still overlap evaluation sets after the build's drop step."""
+
+
+@dataclass
+class BuildInputs:
+    """Everything a build reads: training sources (incl. templates), eval sets, authored rows."""
+
+    train: dict[str, list[Record]]
+    eval: dict[str, list[Record]]
+    authored: list[Record]
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    authored_files: dict[str, str] = field(default_factory=dict)  # file name → sha256
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    out_dir: Path
+    n_train: int
+    n_val: int
+    dropped_for_leakage: int
+    leakage: LeakageReport
+    manifest: dict[str, Any]
+
+
+# ---- inputs ------------------------------------------------------------------------------
+def authored_record(row: dict[str, Any], file_stem: str) -> Record:
+    """A hand-authored corpus row → Record (kind/subcategory/pair_id kept in meta)."""
+    meta = {k: row[k] for k in ("kind", "subcategory", "pair_id") if row.get(k) is not None}
+    return Record(id=str(row["id"]), text=row["text"], label=row["label"],
+                  category=row.get("category"), source_category=row.get("subcategory"),
+                  lang=row.get("lang") or "en", source=f"authored:{file_stem}",
+                  overlay=row.get("overlay") or "none", meta=meta)
+
+
+def load_authored(corpus_dir: str | Path | None = None) -> tuple[list[Record], dict[str, str]]:
+    """All ``corpus/*.jsonl`` rows (sorted by file name) and each file's sha256."""
+    folder = (Path(corpus_dir) if corpus_dir is not None
+              else Path(str(resources.files("haloguard.data").joinpath("corpus"))))
+    rows: list[Record] = []
+    hashes: dict[str, str] = {}
+    for f in sorted(folder.glob("*.jsonl")):
+        hashes[f.name] = hashlib.sha256(f.read_bytes()).hexdigest()
+        rows.extend(authored_record(d, f.stem) for d in iter_jsonl(f))
+    return rows, hashes
+
+
+def gather_inputs(cache_dir: str | Path | None = None, corpus_dir: str | Path | None = None
+                  ) -> BuildInputs:
+    """Load (fetching when needed) every registered source plus the authored corpus."""
+    from .loaders import load_source
+    from .sources import load_registry
+
+    inputs = BuildInputs(train={}, eval={}, authored=[])
+    for spec in load_registry().values():
+        st: dict[str, int] = {}
+        records = load_source(spec.name, cache_dir=cache_dir, stats=st)
+        (inputs.train if spec.role == "train" else inputs.eval)[spec.name] = records
+        inputs.stats[spec.name] = st
+        inputs.sources.append({"name": spec.name, "package": spec.package,
+                               "version": spec.version, "sha256": spec.sha256,
+                               "licence": spec.licence, "role": spec.role, "rows": len(records)})
+    inputs.authored, inputs.authored_files = load_authored(corpus_dir)
+    return inputs
+
+
+# ---- augmentation ------------------------------------------------------------------------
+def _encoders() -> dict[str, Callable[[str, random.Random], str]]:
+    from haloguard.canonicalize import encoders as e
+
+    return {
+        "base64": lambda t, r: e.encode_base64(t),
+        "rot13": lambda t, r: e.encode_rot13(t),
+        "leet": lambda t, r: e.encode_leet(t, r.choice(["basic", "extended"]), r),
+        "homoglyph": lambda t, r: e.encode_homoglyph(t, r, rate=0.5),
+        "spaced": lambda t, r: e.space_letters(t),
+        "zero_width": lambda t, r: e.insert_zero_width(t, r, rate=0.3),
+        "hex": lambda t, r: e.encode_hex(t),
+        "reversed": lambda t, r: e.reverse_text(t),
+    }
+
+
+def obfuscation_augment(authored: list[Record], seed: int, rate: float = AUG_RATE) -> list[Record]:
+    """One encoded copy of a seeded sample of harmful and benign rows (same rate for both)."""
+    rng = random.Random(f"obfuscate:{seed}")
+    encoders = _encoders()
+    names = sorted(encoders)
+    out = []
+    for r in authored:
+        kind = r.meta.get("kind")
+        if r.overlay != "none" or kind not in ("harmful", *BENIGN_KINDS) or rng.random() >= rate:
+            continue
+        enc = rng.choice(names)
+        text = encoders[enc](r.content, rng)
+        out.append(replace(r, id=f"aug:{enc}:{r.id}", text=text, source="augment:obfuscation",
+                           meta={**r.meta, "augmentation": enc, "parent": r.id}))
+    return out
+
+
+def jailbreak_augment(templates: list[Record], harmful: list[Record], seed: int,
+                      per_template: int = JB_FILLS_PER_TEMPLATE) -> list[Record]:
+    """Fill each jailbreak template with seeded harmful prompts → unsafe, overlay jailbreak."""
+    from .loaders_train import fill_template
+
+    if not templates or not harmful:
+        return []
+    rng = random.Random(f"jailbreak:{seed}")
+    out = []
+    for t in templates:
+        for p in rng.sample(harmful, min(per_template, len(harmful))):
+            out.append(Record(
+                id=f"jb:{t.id}:{p.id}", text=fill_template(t, p.content), label="unsafe",
+                category=p.category, source_category=p.source_category, lang=p.lang,
+                source="augment:jailbreak", overlay="jailbreak",
+                meta={**{k: v for k, v in p.meta.items() if k in ("pair_id", "subcategory")},
+                      "kind": "jailbreak_wrapped", "template": t.id, "parent": p.id}))
+    return out
+
+
+# ---- build -------------------------------------------------------------------------------
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assemble(inputs: BuildInputs, seed: int) -> tuple[list[Record], dict[str, int]]:
+    """Training rows before the leakage step: sources + authored + augmentations, deduped."""
+    templates = [r for rs in inputs.train.values() for r in rs if r.meta.get("template")]
+    source_rows = [r for rs in inputs.train.values() for r in rs
+                   if r.label is not None and not r.meta.get("template")]
+    harmful = [r for r in inputs.authored if r.meta.get("kind") == "harmful" and r.lang == "en"]
+    harmful += [r for r in inputs.train.get("advbench", [])]
+    obf = obfuscation_augment(inputs.authored, seed)
+    jb = jailbreak_augment(templates, harmful, seed)
+    rows, dup = dedup_exact([*inputs.authored, *obf, *jb, *source_rows])
+    counts = {"authored": len(inputs.authored), "source_rows": len(source_rows),
+              "templates": len(templates), "obfuscation_aug": len(obf), "jailbreak_aug": len(jb),
+              "exact_duplicates_dropped": dup}
+    return rows, counts
+
+
+def build_corpus(out_dir: str | Path, inputs: BuildInputs, seed: int = 0,
+                 drop_collisions: bool = True) -> BuildResult:
+    """Write train/val JSONL, coverage and manifest; raise LeakageError on remaining overlap."""
+    out = Path(out_dir)
+    rows, counts = assemble(inputs, seed)
+    eval_rows = [r for rs in inputs.eval.values() for r in rs]
+    first = check_leakage(rows, eval_rows)
+    dropped = 0
+    if drop_collisions and not first.ok:
+        rows = [r for r in rows if r.id not in first.colliding_train_ids]
+        dropped = len(first.colliding_train_ids)
+    final = check_leakage(rows, eval_rows)
+    if not final.ok:
+        pairs = ", ".join(f"{k} ({v})" for k, v in sorted(final.by_pair.items()))
+        raise LeakageError(f"{len(final.colliding_train_ids)} training rows overlap evaluation "
+                           f"sets: {pairs}")
+    train, val = train_val_split(rows, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "train.jsonl", train)
+    write_jsonl(out / "val.jsonl", val)
+    coverage = coverage_report(rows)
+    (out / "coverage.json").write_text(json.dumps(coverage, indent=2, sort_keys=True,
+                                                  ensure_ascii=False) + "\n", "utf-8")
+    (out / "coverage.md").write_text(coverage_markdown(coverage), "utf-8")
+    by_source: dict[str, int] = {}
+    for r in rows:
+        key = r.source.split(":")[0] if r.source.startswith("authored:") else r.source
+        by_source[key] = by_source.get(key, 0) + 1
+    manifest = {
+        "seed": seed,
+        "sources": inputs.sources,
+        "source_stats": inputs.stats,
+        "authored_files": inputs.authored_files,
+        "counts": {**counts, "train": len(train), "val": len(val),
+                   "unsafe": sum(r.label == "unsafe" for r in rows),
+                   "safe": sum(r.label == "safe" for r in rows),
+                   "by_source": dict(sorted(by_source.items()))},
+        "leakage": {"dropped_before_check": dropped, "first_pass": first.to_dict(),
+                    "final": final.to_dict()},
+        "outputs": {n: _sha(out / n) for n in ("train.jsonl", "val.jsonl", "coverage.md",
+                                                "coverage.json")},
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True,
+                                                  ensure_ascii=False) + "\n", "utf-8")
+    return BuildResult(out, len(train), len(val), dropped, final, manifest)
+
+
+# ---- coverage ----------------------------------------------------------------------------
+def _taxonomy() -> list[tuple[str, str, str]]:
+    """(policy, category, subcategory) for every subcategory of the default constitution."""
+    try:
+        from haloguard.constitution import load_constitution
+    except ImportError:  # constitution not installed: coverage over observed cells only
+        return []
+    c = load_constitution()
+    return [(p.id, cat.id, s.id) for p in c.policies for cat in p.categories
+            for s in cat.subcategories]
+
+
+def coverage_report(rows: list[Record], thin: dict[str, int] | None = None) -> dict[str, Any]:
+    """Counts per policy/category/subcategory (and per category × language) by kind; thin flags."""
+    thin = thin or THIN
+    tax = _taxonomy()
+    policy_of = {cat: pol for pol, cat, _ in tax}
+    cells: dict[tuple[str, str, str], dict[str, int]] = {
+        (p, c, s): dict.fromkeys(COVERAGE_KINDS, 0) for p, c, s in tax}
+    langs: dict[tuple[str, str], dict[str, int]] = {}
+    for r in rows:
+        kind = r.meta.get("kind")
+        if kind not in COVERAGE_KINDS or r.source.startswith("augment:"):
+            continue
+        cat = r.category or "none"
+        sub = str(r.meta.get("subcategory") or "(none)")
+        key = (policy_of.get(cat, "(unknown)"), cat, sub)
+        cells.setdefault(key, dict.fromkeys(COVERAGE_KINDS, 0))[kind] += 1
+        langs.setdefault((cat, r.lang), dict.fromkeys(COVERAGE_KINDS, 0))[kind] += 1
+
+    def flag(c: dict[str, int]) -> list[str]:
+        return [f"{k} < {v}" for k, v in sorted(thin.items()) if c.get(k, 0) < v]
+
+    subs = [{"policy": p, "category": c, "subcategory": s, **v, "thin": flag(v)}
+            for (p, c, s), v in sorted(cells.items())]
+    per_lang = [{"category": c, "lang": lang, **v, "thin": flag(v)}
+                for (c, lang), v in sorted(langs.items())]
+    return {
+        "thresholds": thin,
+        "subcategories": subs,
+        "category_language": per_lang,
+        "thin_subcategories": sum(bool(x["thin"]) for x in subs),
+        "thin_category_language": sum(bool(x["thin"]) for x in per_lang),
+        "languages": sorted({lang for _, lang in langs}),
+    }
+
+
+def coverage_markdown(cov: dict[str, Any]) -> str:
+    """Human-readable coverage report (thin cells marked ⚠)."""
+    head = "| {} |\n|{}|\n"
+    cols = ["harmful", "counterfactual", "boundary", "baseline", "jailbreak_wrapped", "injection"]
+    lines = ["# Corpus coverage", "",
+             f"Thin: fewer than {cov['thresholds']} (harmful / paired benign = counterfactual).",
+             f"Thin subcategories: {cov['thin_subcategories']} of {len(cov['subcategories'])}; "
+             f"thin category×language cells: {cov['thin_category_language']} of "
+             f"{len(cov['category_language'])}.", "",
+             "## Policy / category / subcategory (all languages)", ""]
+    lines.append(head.format(" | ".join(["policy", "category", "subcategory", *cols, "thin"]),
+                             "---|" * (len(cols) + 4)).rstrip("\n"))
+    for x in cov["subcategories"]:
+        mark = "⚠ " + ", ".join(x["thin"]) if x["thin"] else ""
+        lines.append("| " + " | ".join([x["policy"], x["category"], x["subcategory"],
+                                        *(str(x[c]) for c in cols), mark]) + " |")
+    lines += ["", "## Category × language", ""]
+    lines.append(head.format(" | ".join(["category", "lang", *cols, "thin"]),
+                             "---|" * (len(cols) + 3)).rstrip("\n"))
+    for x in cov["category_language"]:
+        mark = "⚠" if x["thin"] else ""
+        lines.append("| " + " | ".join([x["category"], x["lang"], *(str(x[c]) for c in cols),
+                                        mark]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def build(out_dir: str | Path = "build/corpus", cache_dir: str | Path | None = None, seed: int = 0,
+          corpus_dir: str | Path | None = None) -> BuildResult:
+    """Gather every input and build the corpus into ``out_dir``."""
+    return build_corpus(out_dir, gather_inputs(cache_dir, corpus_dir), seed)
+
+
+__all__ = ["BuildInputs", "BuildResult", "LeakageError", "build", "build_corpus",
+           "coverage_report", "gather_inputs", "load_authored", "stable_hash"]

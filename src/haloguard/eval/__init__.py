@@ -1,0 +1,1 @@
+"""Evaluation harness: suites, public benchmark loaders, metrics, runner, reports."""

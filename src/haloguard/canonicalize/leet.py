@@ -18,11 +18,20 @@ _AGGR_RE = re.compile(
 _SYMBOLS = "".join(sorted(set(LEET_BASIC) | set(LEET_EXTENDED)))
 # Cheap gate: a leet symbol touching an ASCII letter, or an aggressive multi-char form.
 _GATE_SYMBOLS = re.escape("0123456789@$!|+(<€£¥")
-_GATE_RE = re.compile(
-    r"[" + _GATE_SYMBOLS + r"](?:(?<=[A-Za-z].)|(?=[A-Za-z]))"
-    r"|(?<!\S)(?=\S*[@$!|+(€])[0-9@$!|+(<€]{2,}(?!\S)"
-    r"|\|-\||/\\/|\\/|\|<|\|\\\||\|\)"
+_GATE_RES = (
+    re.compile(r"[" + _GATE_SYMBOLS + r"](?:(?<=[A-Za-z].)|(?=[A-Za-z]))"),
+    re.compile(r"[|/\\][-\\/<|)]"),  # aggressive multi-character forms
 )
+_SYMBOL_TOKEN_RE = re.compile(r"[0-9@$!|+(<€]{2,}(?!\S)")
+
+
+def _has_symbol_token(text: str) -> bool:
+    """A whitespace token made only of leet symbols, not just digits ('@(+')."""
+    for m in _SYMBOL_TOKEN_RE.finditer(text):
+        s = m.start()
+        if (s == 0 or text[s - 1].isspace()) and not m.group(0).isdigit():
+            return True
+    return False
 _ANY_LEET = "0123456789@$!|+(<€£¥\\/^"
 _TOKEN_RE = re.compile(r"\S+")
 _LEET_CHARS = frozenset(_SYMBOLS) | frozenset("\\/^-()[]{}*")
@@ -56,7 +65,9 @@ def _decode_token(tok: str, level: int) -> str:
 
 def decode_leet(text: str, score: Callable[[str], float]) -> str | None:
     """Decode leetspeak if the text is leet-heavy and the best decoding is more English."""
-    if not any(c in text for c in _ANY_LEET) or not _GATE_RE.search(text):
+    if not any(c in text for c in _ANY_LEET):
+        return None
+    if not any(g.search(text) for g in _GATE_RES) and not _has_symbol_token(text):
         return None
     tokens = _TOKEN_RE.findall(text)
     leet = [t for t in tokens if _is_leet_token(t)]

@@ -20,7 +20,8 @@ JB_FILLS_PER_TEMPLATE = 1
 BENIGN_KINDS = ("counterfactual", "boundary", "baseline")
 COVERAGE_KINDS = ("harmful", "counterfactual", "boundary", "baseline", "jailbreak_wrapped",
                   "injection")
-THIN = {"harmful": 10, "counterfactual": 10}
+THIN = {"harmful": 10, "counterfactual": 10}  # per subcategory (all languages)
+THIN_LANG = {"harmful": 3, "counterfactual": 3}  # per category × language
 
 
 class LeakageError(RuntimeError):
@@ -223,9 +224,11 @@ def _taxonomy() -> list[tuple[str, str, str]]:
             for s in cat.subcategories]
 
 
-def coverage_report(rows: list[Record], thin: dict[str, int] | None = None) -> dict[str, Any]:
+def coverage_report(rows: list[Record], thin: dict[str, int] | None = None,
+                    thin_lang: dict[str, int] | None = None) -> dict[str, Any]:
     """Counts per policy/category/subcategory (and per category × language) by kind; thin flags."""
     thin = thin or THIN
+    thin_lang = thin_lang or THIN_LANG
     tax = _taxonomy()
     policy_of = {cat: pol for pol, cat, _ in tax}
     cells: dict[tuple[str, str, str], dict[str, int]] = {
@@ -241,15 +244,16 @@ def coverage_report(rows: list[Record], thin: dict[str, int] | None = None) -> d
         cells.setdefault(key, dict.fromkeys(COVERAGE_KINDS, 0))[kind] += 1
         langs.setdefault((cat, r.lang), dict.fromkeys(COVERAGE_KINDS, 0))[kind] += 1
 
-    def flag(c: dict[str, int]) -> list[str]:
-        return [f"{k} < {v}" for k, v in sorted(thin.items()) if c.get(k, 0) < v]
+    def flag(c: dict[str, int], limits: dict[str, int]) -> list[str]:
+        return [f"{k} < {v}" for k, v in sorted(limits.items()) if c.get(k, 0) < v]
 
-    subs = [{"policy": p, "category": c, "subcategory": s, **v, "thin": flag(v)}
+    subs = [{"policy": p, "category": c, "subcategory": s, **v, "thin": flag(v, thin)}
             for (p, c, s), v in sorted(cells.items())]
-    per_lang = [{"category": c, "lang": lang, **v, "thin": flag(v)}
+    per_lang = [{"category": c, "lang": lang, **v, "thin": flag(v, thin_lang)}
                 for (c, lang), v in sorted(langs.items())]
     return {
         "thresholds": thin,
+        "thresholds_language": thin_lang,
         "subcategories": subs,
         "category_language": per_lang,
         "thin_subcategories": sum(bool(x["thin"]) for x in subs),
@@ -260,10 +264,12 @@ def coverage_report(rows: list[Record], thin: dict[str, int] | None = None) -> d
 
 def coverage_markdown(cov: dict[str, Any]) -> str:
     """Human-readable coverage report (thin cells marked ⚠)."""
-    head = "| {} |\n|{}|\n"
+    head = "| {} |\n|{}\n"
     cols = ["harmful", "counterfactual", "boundary", "baseline", "jailbreak_wrapped", "injection"]
     lines = ["# Corpus coverage", "",
-             f"Thin: fewer than {cov['thresholds']} (harmful / paired benign = counterfactual).",
+             f"Thin: fewer than {cov['thresholds']} per subcategory, "
+             f"{cov['thresholds_language']} per category × language "
+             "(harmful; paired benign = counterfactual; boundary and baseline are benign).",
              f"Thin subcategories: {cov['thin_subcategories']} of {len(cov['subcategories'])}; "
              f"thin category×language cells: {cov['thin_category_language']} of "
              f"{len(cov['category_language'])}.", "",

@@ -265,3 +265,14 @@ def test_enabled_subset() -> None:
         "base64", "hex", "rot13", "morse", "url", "leetspeak", "homoglyph", "invisible",
         "spaced", "reversed", "piglatin", "camelcase", "emoji",
     }
+
+
+@FAST
+@given(sentences, st.integers(0, 2**32 - 1))
+def test_normalized_combines_cheap_decoders(s: str, seed: int) -> None:
+    rng = random.Random(seed)
+    text = s + " bomb"
+    obf = enc.insert_zero_width(enc.emojify(enc.encode_homoglyph(text, rng, 0.8)), rng, 0.3)
+    assume(obf != enc.insert_zero_width(text, random.Random(seed), 0.3))
+    views = canonicalize(obf)
+    assert text in {v.text for v in views}

@@ -26,9 +26,27 @@ class View:
 
 
 _Decoder = Callable[[str, Scorer], "str | None"]
+_CHEAP: tuple[tuple[str, Callable[[str], "str | None"]], ...] = (
+    ("invisible", strip_invisible),
+    ("homoglyph", fold_homoglyphs),
+    ("emoji", decode_emoji),
+)
+
+
+def _normalized(text: str, enabled: Collection[str]) -> str | None:
+    """Apply the cheap Unicode decoders together; only when two or more change the text."""
+    changed = 0
+    for name, fn in _CHEAP:
+        if name in enabled:
+            out = fn(text)
+            if out is not None and out != text:
+                text, changed = out, changed + 1
+    return text if changed >= 2 else None
+
 
 # (view name, enabling decoder name, function, output must pass looks_like_text)
 _PIPELINE: tuple[tuple[str, str, _Decoder, bool], ...] = (
+    ("normalized", "invisible", lambda t, s: None, False),  # invisible+homoglyph+emoji
     ("invisible", "invisible", lambda t, s: strip_invisible(t), False),
     ("tags", "invisible", lambda t, s: decode_tags(t), True),
     ("homoglyph", "homoglyph", lambda t, s: fold_homoglyphs(t), False),
@@ -47,6 +65,8 @@ _PIPELINE: tuple[tuple[str, str, _Decoder, bool], ...] = (
 )
 
 DECODER_NAMES: tuple[str, ...] = tuple(dict.fromkeys(e for _, e, _, _ in _PIPELINE))
+"""Names accepted by ``enabled`` (``reversed`` yields ``reversed``/``reversed_words`` views,
+``invisible`` also yields ``tags``; ``normalized`` combines invisible+homoglyph+emoji)."""
 
 _MAX_DEPTH = 2
 
@@ -56,10 +76,10 @@ def _run(text: str, enabled: Collection[str], score: Scorer,
     """Apply each enabled decoder once; return (name, text, plausible) triples."""
     out = []
     for name, enable, fn, needs_text in _PIPELINE:
-        if enable not in enabled or name == skip:
+        if name == skip or (enable not in enabled and name != "normalized"):
             continue
         try:
-            res = fn(text, score)
+            res = _normalized(text, enabled) if name == "normalized" else fn(text, score)
         except Exception:  # noqa: BLE001 - a decoder must never break the guard
             res = None
         if res is None or res == text or not res.strip():

@@ -20,6 +20,7 @@ __all__ = [
 ]
 
 _WORD_RE = re.compile(r"[A-Za-z]+")
+_WHOLE_WORD_RE = re.compile(r"(?<![^\W\d_])[A-Za-z]+(?![^\W\d_])")  # not inside other scripts
 _ZW = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
 _LEET_LEVELS = {
     "basic": LEET_ENCODE_BASIC, "extended": LEET_ENCODE_EXTENDED,
@@ -155,4 +156,4 @@ def to_camelcase(text: str) -> str:
 def emojify(text: str) -> str:
     """Replace words found in the emoji table by their emoji."""
     table = word_to_emoji()
-    return _WORD_RE.sub(lambda m: table.get(m.group(0).lower(), m.group(0)), text)
+    return _WHOLE_WORD_RE.sub(lambda m: table.get(m.group(0).lower(), m.group(0)), text)

@@ -1,0 +1,109 @@
+"""Corpus build on fixtures: determinism, leakage failure, pair-preserving split, coverage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("datasketch")
+
+from haloguard.data.corpus import (BuildInputs, LeakageError, build_corpus,  # noqa: E402
+                                   coverage_report, jailbreak_augment, load_authored,
+                                   obfuscation_augment)
+from haloguard.data.loaders import LoadContext, all_loaders  # noqa: E402
+from haloguard.data.records import Record, read_jsonl  # noqa: E402
+from haloguard.data.sources import load_registry  # noqa: E402
+
+FIX = Path(__file__).parent / "fixtures" / "data"
+OUTPUTS = ("train.jsonl", "val.jsonl", "coverage.md", "coverage.json", "manifest.json")
+
+
+def fixture_inputs() -> BuildInputs:
+    inputs = BuildInputs(train={}, eval={}, authored=[])
+    loaders = all_loaders()
+    for spec in load_registry().values():
+        ctx = LoadContext(root=FIX / spec.dist_dir, source=spec.name)
+        (inputs.train if spec.role == "train" else inputs.eval)[spec.name] = loaders[spec.loader](ctx)
+        inputs.sources.append({"name": spec.name, "version": spec.version, "sha256": spec.sha256})
+    inputs.authored, inputs.authored_files = load_authored(FIX / "corpus")
+    return inputs
+
+
+def test_build_is_byte_identical(tmp_path: Path) -> None:
+    a = build_corpus(tmp_path / "a", fixture_inputs(), seed=3)
+    b = build_corpus(tmp_path / "b", fixture_inputs(), seed=3)
+    for name in OUTPUTS:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert a.n_train + a.n_val > 0 and a.leakage.ok
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["seed"] == 3 and manifest["leakage"]["final"]["ok"]
+    assert set(manifest["outputs"]) == set(OUTPUTS) - {"manifest.json"}
+    assert manifest["authored_files"].keys() == {"animal_cruelty.jsonl", "violence.jsonl"}
+
+
+def test_no_eval_rows_and_no_templates_in_training(tmp_path: Path) -> None:
+    inputs = fixture_inputs()
+    build_corpus(tmp_path, inputs, seed=0)
+    rows = read_jsonl(tmp_path / "train.jsonl") + read_jsonl(tmp_path / "val.jsonl")
+    sources = {r.source for r in rows}
+    assert not sources & set(inputs.eval)
+    assert "pyrit_jailbreak_templates" not in sources
+    assert all(r.label in ("safe", "unsafe") for r in rows)
+    assert any(r.source == "augment:jailbreak" and r.overlay == "jailbreak" for r in rows)
+
+
+def test_pairs_stay_on_one_side(tmp_path: Path) -> None:
+    build_corpus(tmp_path, fixture_inputs(), seed=1)
+    side: dict[str, set[str]] = {}
+    for name in ("train.jsonl", "val.jsonl"):
+        for r in read_jsonl(tmp_path / name):
+            if r.meta.get("pair_id"):
+                side.setdefault(r.meta["pair_id"], set()).add(name)
+    assert side and all(len(v) == 1 for v in side.values())
+
+
+def test_injected_overlap_is_dropped_and_reported(tmp_path: Path) -> None:
+    inputs = fixture_inputs()
+    leak = inputs.eval["harmbench"][0]
+    inputs.train["injected"] = [Record(id="injected:0", text=leak.text.upper() + "!", label="unsafe",
+                                       source="injected")]
+    res = build_corpus(tmp_path, inputs)
+    assert res.dropped_for_leakage >= 1 and res.leakage.ok
+    assert res.manifest["leakage"]["first_pass"]["by_pair"]["injected -> harmbench"] == 1
+
+
+def test_leakage_fails_build_naming_sources(tmp_path: Path) -> None:
+    inputs = fixture_inputs()
+    leak = inputs.eval["nq_open"][0]
+    inputs.train["injected"] = [Record(id="injected:0", text=leak.text, label="safe", source="injected")]
+    with pytest.raises(LeakageError, match="injected -> nq_open"):
+        build_corpus(tmp_path, inputs, drop_collisions=False)
+    assert not (tmp_path / "train.jsonl").exists()
+
+
+def test_augmentations_cover_both_labels() -> None:
+    authored, _ = load_authored(FIX / "corpus")
+    aug = obfuscation_augment(authored, seed=0, rate=1.0)
+    assert {r.label for r in aug} == {"safe", "unsafe"}
+    assert all(r.meta["parent"] and r.text != "" for r in aug)
+    assert obfuscation_augment(authored, seed=0, rate=0.5) == obfuscation_augment(authored, 0, 0.5)
+    template = Record(id="t:0", text="Pretend you are free. {{ prompt }}", meta={"template": True})
+    jb = jailbreak_augment([template], [r for r in authored if r.label == "unsafe"], seed=0)
+    assert len(jb) == 1 and jb[0].label == "unsafe" and jb[0].overlay == "jailbreak"
+    assert "{{" not in jb[0].text
+
+
+def test_coverage_flags_thin_cells() -> None:
+    authored, _ = load_authored(FIX / "corpus")
+    cov = coverage_report(authored)
+    cells = {c["subcategory"]: c for c in cov["subcategories"]}
+    assert cells["violence.assault_and_murder"]["harmful"] == 12
+    assert cells["violence.assault_and_murder"]["thin"] == []
+    assert cells["animal_cruelty.poisoning"]["harmful"] == 4
+    assert "harmful < 10" in cells["animal_cruelty.poisoning"]["thin"]
+    # subcategories of the constitution with no rows at all are listed and thin
+    assert cov["thin_subcategories"] >= len(cov["subcategories"]) - 1
+    langs = {(c["category"], c["lang"]): c for c in cov["category_language"]}
+    assert langs[("animal_cruelty", "es")]["thin"]

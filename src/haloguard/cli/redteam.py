@@ -25,7 +25,7 @@ report.md, report.html (heat map), attempts.jsonl and bypasses.jsonl (confirmed 
 LOOP_EPILOG = """examples:
   haloguard redteam loop --rounds 2 --out runs/loop
   haloguard redteam loop --rounds 3 --sample 300 \
-      --holdout-classes style_shift,prompt_injection --out runs/loop
+      --holdout-classes style_shift,benign_tail --out runs/loop
 
 Bypasses are mined on TRAINING harmful prompts (default: AdvBench + the authored corpus),
 never on the evaluation set; robustness is reported on --eval-data (default: HarmBench).
@@ -65,9 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     lp.add_argument("--rounds", type=int, default=2)
     lp.add_argument("--sample", type=int, default=200,
                     help="training harmful prompts attacked per round (default 200)")
-    lp.add_argument("--holdout-classes", default="style_shift,prompt_injection",
-                    help="attack classes never used for training (default: "
-                         "style_shift,prompt_injection; '' for none)")
+    lp.add_argument("--holdout-classes", default="style_shift,benign_tail",
+                    help="attack classes never mined for training (default: "
+                         "style_shift,benign_tail: neither appears in the corpus build's "
+                         "augmentations; '' for none)")
     lp.add_argument("--attacks", default="all", help="attacks used (default all)")
     lp.add_argument("--train-data", default="advbench,corpus",
                     help="training harmful prompts: comma list of data-layer sources, 'corpus' "
@@ -128,6 +129,10 @@ def run_redteam_cmd(args: argparse.Namespace) -> int:
         benign = [b for b in benign if b.label == "safe"]
         if not harmful:
             return fail(f"{args.data}: no harmful rows")
+        if any(p.category == "none" for p in harmful):
+            from haloguard.redteam.loop import with_harmbench_categories
+
+            harmful = with_harmbench_categories(harmful)  # HarmBench rows get categories
         opts = options_from_args(args)
         attacks = resolve_attacks(args.attacks, opts)
         drop = set(_split(args.exclude))

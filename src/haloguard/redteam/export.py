@@ -86,25 +86,33 @@ def bypass_records(
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for att in result.bypasses():
-        classes = set(info.get(att.attack, {}).get("classes", [att.attack_class]))
-        if allowed_classes is not None and not classes <= allowed_classes:
-            continue
         if att.text in seen:
             continue
-        seen.add(att.text)
-        src = result.prompts.get(att.prompt_id)
         if att.attack not in cache:
             cache[att.attack] = get_attack(att.attack, options)
         attack = cache[att.attack]
+        if allowed_classes is not None:
+            classes = set(info.get(att.attack, {}).get("classes", [att.attack_class]))
+            classes |= {get_attack(n, options).attack_class
+                        for n in _resolved_chain(att, attack)}
+            if not classes <= allowed_classes:
+                continue
+        seen.add(att.text)
+        src = result.prompts.get(att.prompt_id)
         rows.extend(_rows_for(att, src, attack, finder, result.guard, round_))
     return rows
+
+
+def _resolved_chain(att: Attempt, attack: Attack) -> list[str]:
+    pick = getattr(attack, "pick", None)  # random_chain: the steps this seed chose
+    return list(pick(random.Random(att.seed)).chain) if callable(pick) else list(att.chain)
 
 
 def _provenance(att: Attempt, attack: Attack, source: Prompt | None, guard: str,
                 round_: int | None) -> dict[str, Any]:
     return {
         "generator": GENERATOR, "attack": att.attack, "attack_class": att.attack_class,
-        "chain": list(att.chain), "seed": att.seed, "source_id": att.prompt_id,
+        "chain": _resolved_chain(att, attack), "seed": att.seed, "source_id": att.prompt_id,
         "source": source.source if source else "", "guard": guard,
         "p_unsafe": round(att.p_unsafe, 6), "round": round_,
         "replay": f"haloguard.attacks.apply_seeded(get_attack({att.attack!r}), text, {att.seed})",

@@ -48,7 +48,7 @@ class LoopConfig:
     sample: int = 200
     seed: int = 0
     attacks: str | list[str] = "all"
-    holdout_classes: tuple[str, ...] = ("style_shift", "prompt_injection")
+    holdout_classes: tuple[str, ...] = ("style_shift", "benign_tail")
     train_data: tuple[str, ...] = ("advbench", "corpus")
     eval_data: str = "harmbench"
     eval_benign: str | None = None
@@ -103,7 +103,38 @@ def load_prompt_set(spec: str, *, default_label: str | None, role: str | None = 
         raise InputError(f"the data layer cannot load {spec!r} yet ({exc})") from None
     recs = [r for r in load_source(spec) if getattr(r, "label", None) in (None, "unsafe", "safe")]
     recs = [r for r in recs if (getattr(r, "label", None) or default_label) is not None]
-    return [_from_record(r, default_label, spec) for r in recs]
+    prompts = [_from_record(r, default_label, spec) for r in recs]
+    if spec == "harmbench":
+        prompts = with_harmbench_categories(prompts)
+    return prompts
+
+
+def with_harmbench_categories(prompts: list[Prompt]) -> list[Prompt]:
+    """Fill missing categories of HarmBench prompts from llamator's English HarmBench rows
+    (same behaviours, with categories), mapped to runtime ids through the constitution."""
+    if all(p.category not in ("none", "", None) for p in prompts):
+        return prompts
+    try:
+        import pyarrow.parquet as pq
+
+        from haloguard.constitution import load_constitution
+        from haloguard.data.fetch import source_dir
+        from haloguard.data.sources import get_source
+
+        root = source_dir(get_source("llamator_harmbench_ru"), None, False)
+        rows = pq.read_table(root / "llamator/attack_data/harmbench_text.parquet").to_pylist()
+    except Exception:  # noqa: BLE001 - optional enrichment: keep "none" categories
+        return prompts
+    cons = load_constitution()
+    cats = {_norm(r["goal"]): r.get("category") for r in rows if r.get("language") == "en"}
+    out = []
+    for p in prompts:
+        raw = cats.get(_norm(p.text))
+        if p.category in ("none", "", None) and raw:
+            cat = cons.map_from("harmbench", raw) or raw
+            p = Prompt(**{**_asdict(p), "category": cat})
+        out.append(p)
+    return out
 
 
 def _from_record(r: Any, default_label: str | None, source: str) -> Prompt:
@@ -129,26 +160,57 @@ def _cli(*args: str) -> None:
         raise RuntimeError(f"`haloguard {' '.join(args)}` failed: {' | '.join(tail)}")
 
 
-def make_default_builder(base_data: str | Path | None, work: Path) -> Builder:
-    """Build the training corpus once (``haloguard data build``), then per round copy it
-    and append every overlay row (all rounds so far) to ``train.jsonl``."""
-    state: dict[str, Path] = {}
+def make_default_builder(base_data: str | Path | None, work: Path, seed: int = 0) -> Builder:
+    """Rebuild the training corpus each round with the overlay rows added.
 
-    def base() -> Path:
-        if "dir" not in state:
-            if base_data is not None:
-                state["dir"] = Path(base_data)
-            else:
-                d = work / "base_data"
-                if not (d / "train.jsonl").exists():
-                    _cli("data", "build", "--out", str(d))
-                state["dir"] = d
-        return state["dir"]
+    With ``base_data`` (a built corpus dir): copy it and append the overlay rows to
+    ``train.jsonl``.  Otherwise use the data layer: gather every source once, then per
+    round ``build_corpus`` with the overlay rows added to the authored records, so they
+    pass the same dedup, augmentation and leakage check as everything else.
+    """
+    state: dict[str, Any] = {}
 
     def build(overlay_dir: Path, out_dir: Path) -> Path:
-        return merge_overlay(base(), overlay_dir, out_dir)
+        if base_data is not None:
+            return merge_overlay(Path(base_data), overlay_dir, out_dir)
+        try:
+            from haloguard.data.corpus import build_corpus, gather_inputs
+        except ImportError:  # data layer without a corpus builder: use the CLI
+            base = work / "base_data"
+            if not (base / "train.jsonl").exists():
+                _cli("data", "build", "--out", str(base))
+            return merge_overlay(base, overlay_dir, out_dir)
+        import dataclasses
+
+        if "inputs" not in state:
+            state["inputs"] = gather_inputs()
+        inputs = state["inputs"]
+        extra = overlay_records(overlay_dir)
+        build_corpus(out_dir, dataclasses.replace(inputs, authored=[*inputs.authored, *extra]),
+                     seed)
+        return out_dir
 
     return build
+
+
+def overlay_records(overlay_dir: Path) -> list[Any]:
+    """The overlay rows as data-layer Records (provenance kept in ``meta``)."""
+    from haloguard.data.records import Record
+
+    out = []
+    for f in sorted(overlay_dir.glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            meta = {k: row[k] for k in ("kind", "subcategory", "pair_id") if row.get(k)}
+            meta.update(row.get("meta") or {})
+            out.append(Record(id=row["id"], text=row["text"], label=row["label"],
+                              category=row.get("category"),
+                              source_category=row.get("subcategory"),
+                              lang=row.get("lang") or "en", source=f"redteam:{f.stem}",
+                              overlay=row.get("overlay") or "none", meta=meta))
+    return out
 
 
 def merge_overlay(base_dir: Path, overlay_dir: Path, out_dir: Path) -> Path:
@@ -285,7 +347,7 @@ def run_loop(
         say(f"{len(overlap)} training prompt(s) also in the evaluation set; dropped from mining")
         train_harm = [p for p in train_harm if _norm(p.text) not in overlap]
 
-    builder = builder or make_default_builder(cfg.base_data, out)
+    builder = builder or make_default_builder(cfg.base_data, out, cfg.seed)
     trainer = trainer or default_trainer
     guard_factory = guard_factory or make_default_guard_factory(cfg.guard, cfg.threshold)
     if suite_runner is None and cfg.eval_suite:

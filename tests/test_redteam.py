@@ -221,3 +221,11 @@ def test_merge_overlay_dedups(tmp_path):
     out = merge_overlay(base, ov, tmp_path / "m")
     texts = [json.loads(x)["text"] for x in (out / "train.jsonl").read_text().splitlines()]
     assert texts == ["x", "y"]
+
+
+def test_cli_loop_validates(tmp_path, capsys):
+    assert main(["redteam", "loop", "--rounds", "0", "--out", str(tmp_path)]) == 2
+    assert "--rounds" in capsys.readouterr().err
+    assert main(["redteam", "loop", "--train-data", "harmbench", "--rounds", "1",
+                 "--out", str(tmp_path), "--guard", "keyword"]) == 2
+    assert "evaluation set" in capsys.readouterr().err

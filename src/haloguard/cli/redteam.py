@@ -75,8 +75,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "(authored corpus) or JSONL paths (default: advbench,corpus)")
     lp.add_argument("--eval-data", default="harmbench",
                     help="evaluation harmful prompts (source name or JSONL; default harmbench)")
-    lp.add_argument("--eval-benign", default=None,
-                    help="evaluation benign prompts (source name or JSONL) for FPR")
+    lp.add_argument("--eval-benign", default="nq_open",
+                    help="evaluation benign prompts (source name or JSONL) for FPR under "
+                         "attack (default nq_open; '' for none)")
+    lp.add_argument("--eval-benign-limit", type=int, default=300,
+                    help="at most N benign evaluation prompts (default 300)")
     lp.add_argument("--eval-limit", type=int, default=None,
                     help="at most N evaluation prompts of each kind")
     lp.add_argument("--eval-suite", default=None,
@@ -166,7 +169,8 @@ def run_loop_cmd(args: argparse.Namespace) -> int:
         out_dir=args.out, rounds=args.rounds, sample=args.sample, seed=args.seed,
         attacks=args.attacks, holdout_classes=tuple(_split(args.holdout_classes)),
         train_data=tuple(_split(args.train_data)), eval_data=args.eval_data,
-        eval_benign=args.eval_benign, eval_limit=args.eval_limit, eval_suite=args.eval_suite,
+        eval_benign=args.eval_benign or None, eval_limit=args.eval_limit,
+        eval_benign_limit=args.eval_benign_limit, eval_suite=args.eval_suite,
         base_data=args.base_data, guard=args.guard, threshold=args.threshold,
         options=options_from_args(args), progress=not args.no_progress,
     )

@@ -51,8 +51,9 @@ class LoopConfig:
     holdout_classes: tuple[str, ...] = ("style_shift", "benign_tail")
     train_data: tuple[str, ...] = ("advbench", "corpus")
     eval_data: str = "harmbench"
-    eval_benign: str | None = None
+    eval_benign: str | None = "nq_open"
     eval_limit: int | None = None
+    eval_benign_limit: int | None = 300
     eval_suite: str | None = None
     base_data: str | Path | None = None
     guard: str = "embedded"
@@ -342,6 +343,8 @@ def run_loop(
                         if p.label == "safe"] if cfg.eval_benign else [])
     if cfg.eval_limit:
         eval_harmful, eval_benign = eval_harmful[:cfg.eval_limit], eval_benign[:cfg.eval_limit]
+    if cfg.eval_benign_limit:
+        eval_benign = eval_benign[:cfg.eval_benign_limit]
     overlap = {_norm(p.text) for p in train_harm} & {_norm(p.text) for p in eval_harmful}
     if overlap:
         say(f"{len(overlap)} training prompt(s) also in the evaluation set; dropped from mining")

@@ -9,12 +9,18 @@ import pytest
 
 pytest.importorskip("datasketch")
 
-from haloguard.data.corpus import (BuildInputs, LeakageError, build_corpus,  # noqa: E402
-                                   coverage_report, jailbreak_augment, load_authored,
-                                   obfuscation_augment)
-from haloguard.data.loaders import LoadContext, all_loaders  # noqa: E402
-from haloguard.data.records import Record, read_jsonl  # noqa: E402
-from haloguard.data.sources import load_registry  # noqa: E402
+from haloguard.data.corpus import (
+    BuildInputs,
+    LeakageError,
+    build_corpus,
+    coverage_report,
+    jailbreak_augment,
+    load_authored,
+    obfuscation_augment,
+)
+from haloguard.data.loaders import LoadContext, all_loaders
+from haloguard.data.records import Record, read_jsonl
+from haloguard.data.sources import load_registry
 
 FIX = Path(__file__).parent / "fixtures" / "data"
 OUTPUTS = ("train.jsonl", "val.jsonl", "coverage.md", "coverage.json", "manifest.json")
@@ -33,7 +39,7 @@ def fixture_inputs() -> BuildInputs:
 
 def test_build_is_byte_identical(tmp_path: Path) -> None:
     a = build_corpus(tmp_path / "a", fixture_inputs(), seed=3)
-    b = build_corpus(tmp_path / "b", fixture_inputs(), seed=3)
+    build_corpus(tmp_path / "b", fixture_inputs(), seed=3)
     for name in OUTPUTS:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert a.n_train + a.n_val > 0 and a.leakage.ok

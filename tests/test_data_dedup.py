@@ -6,9 +6,14 @@ import pytest
 
 pytest.importorskip("datasketch")
 
-from haloguard.data.dedup import (check_leakage, dedup_exact, near_duplicates,  # noqa: E402
-                                  normalise_text, shingles)
-from haloguard.data.records import Record  # noqa: E402
+from haloguard.data.dedup import (
+    check_leakage,
+    dedup_exact,
+    near_duplicates,
+    normalise_text,
+    shingles,
+)
+from haloguard.data.records import Record
 
 
 def rec(i: str, text: str, source: str = "s") -> Record:

@@ -135,7 +135,8 @@ def cmd_leakage(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``data`` and its subcommands."""
     p = subparsers.add_parser("data", help="fetch data sources and build the training corpus",
-                              description=__doc__, epilog=EPILOG,
+                              description="Fetch pinned data sources, inspect them, build the training corpus.",
+                              epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     p.set_defaults(func=lambda _a: (p.print_help(), 2)[1])

@@ -267,12 +267,12 @@ def coverage_markdown(cov: dict[str, Any]) -> str:
     head = "| {} |\n|{}\n"
     cols = ["harmful", "counterfactual", "boundary", "baseline", "jailbreak_wrapped", "injection"]
     lines = ["# Corpus coverage", "",
-             f"Thin: fewer than {cov['thresholds']} per subcategory, "
-             f"{cov['thresholds_language']} per category × language "
-             "(harmful; paired benign = counterfactual; boundary and baseline are benign).",
-             f"Thin subcategories: {cov['thin_subcategories']} of {len(cov['subcategories'])}; "
-             f"thin category×language cells: {cov['thin_category_language']} of "
-             f"{len(cov['category_language'])}.", "",
+             (f"Thin: fewer than {cov['thresholds']} per subcategory, "
+              f"{cov['thresholds_language']} per category × language "
+              "(harmful; paired benign = counterfactual; boundary and baseline are benign)."),
+             (f"Thin subcategories: {cov['thin_subcategories']} of {len(cov['subcategories'])}; "
+              f"thin category×language cells: {cov['thin_category_language']} of "
+              f"{len(cov['category_language'])}."), "",
              "## Policy / category / subcategory (all languages)", ""]
     lines.append(head.format(" | ".join(["policy", "category", "subcategory", *cols, "thin"]),
                              "---|" * (len(cols) + 4)).rstrip("\n"))

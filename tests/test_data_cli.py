@@ -45,6 +45,7 @@ def test_list_without_cache(tmp_path: Path, capsys) -> None:
 
 
 def test_list_counts_cached_rows(cache: Path, capsys) -> None:
+    pytest.importorskip("pyarrow")
     assert run(["data", "list", "--cache-dir", str(cache), "--json"]) == 0
     rows = {r["source"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["harmbench"]["rows"] == "3" and rows["harmbench"]["cached"] == "yes"
@@ -66,6 +67,8 @@ def test_show_export_and_errors(cache: Path, tmp_path: Path, capsys, monkeypatch
 
 
 def test_build_and_leakage(cache: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("datasketch")
+    pytest.importorskip("pyarrow")
     out = tmp_path / "corpus"
     rc = run(["data", "build", "--cache-dir", str(cache), "--out", str(out),
               "--corpus-dir", str(FIX / "corpus"), "--seed", "0"])

@@ -36,6 +36,8 @@ def test_every_source_has_a_loader_and_fixture() -> None:
     ("exams_multilingual", 1, "safe"), ("llamator_harmbench_ru", 2, "unsafe"),
 ])
 def test_simple_sources(name: str, n: int, label: str) -> None:
+    if name == "llamator_harmbench_ru":
+        pytest.importorskip("pyarrow")
     records, _ = run(name)
     assert len(records) == n
     assert {r.label for r in records} == {label}
@@ -49,6 +51,7 @@ def test_stable_ids() -> None:
 
 
 def test_category_mapping() -> None:
+    pytest.importorskip("pyarrow")
     dna, _ = run("donotanswer")
     assert {r.source_category: r.category for r in dna}["malicious_uses"] == "non_violent_illegal"
     ru, _ = run("llamator_harmbench_ru")

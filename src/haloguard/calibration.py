@@ -158,3 +158,21 @@ def threshold_at_fpr(p: np.ndarray, y: np.ndarray, target_fpr: float) -> float:
         return float(np.min(p))
     # threshold just above the (k+1)-th highest negative score
     return float(np.nextafter(neg[k], np.inf))
+
+
+def escalation_band(p: np.ndarray, target_rate: float, center: float = 0.5) -> tuple[float, float]:
+    """An uncertainty band ``[lo, hi]`` around ``center`` holding ``target_rate`` of ``p``.
+
+    The band takes the ``round(target_rate * n)`` scores nearest to ``center`` in logit
+    distance (the least certain ones); a cascade escalates ``lo <= p <= hi`` to its second
+    stage, so on data like the sample about ``target_rate`` of the traffic is escalated.
+    """
+    if not 0.0 <= target_rate <= 1.0:
+        raise ValueError(f"target escalation rate must be in [0, 1], got {target_rate}")
+    p = np.asarray(p, dtype=float)
+    k = int(round(target_rate * p.size))
+    if k == 0 or p.size == 0:
+        return float(center), float(center)
+    dist = np.abs(_logit(p) - float(_logit(np.asarray(center))))
+    near = p[np.argsort(dist, kind="mergesort")[:k]]
+    return float(near.min()), float(near.max())

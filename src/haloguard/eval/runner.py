@@ -139,6 +139,8 @@ def predict_set(gh: GuardHandle, ds: LoadedSet, cache_dir: Path, *, progress: bo
     scored = 0
     try:
         with path.open("a", encoding="utf-8") as fh:
+            if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+                fh.write("\n")  # end a line torn by an interrupted write
             for start in range(0, len(todo), chunk):
                 if stop_after is not None and scored >= stop_after:
                     raise KeyboardInterrupt("stop_after reached")

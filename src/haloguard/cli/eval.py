@@ -119,8 +119,10 @@ def run(args: argparse.Namespace) -> int:
             skipped[spec.name] = "no labelled rows"
             continue
         if args.max_per_set:
+            # the cache is keyed by the full set's version and item ids, so samples of
+            # any size share (and later fill) the same cache
             ds = suites.LoadedSet(ds.spec, runner.sample_records(ds.records, args.max_per_set),
-                                  ds.version + f"~sample{args.max_per_set}")
+                                  ds.version, sample=args.max_per_set, full_size=len(ds.records))
         loaded.append(ds)
         _log(f"set {ds.name}: {len(ds.records)} items ({ds.version})")
     if not loaded:

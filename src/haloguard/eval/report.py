@@ -65,6 +65,8 @@ def compute(res: RunResult, *, threshold: float | None = None, n_boot: int = 100
     texts = {r.id: r.content for ds in res.sets for r in ds.records}
     for ds in res.sets:
         entry: dict[str, Any] = {"n": len(ds.records), "data_version": ds.version,
+                                 "sample": ({"max_per_set": ds.sample, "full_size": ds.full_size}
+                                            if ds.sample else None),
                                  "binarise": ds.spec.binarise,
                                  "languages": list(ds.spec.languages),
                                  "eval_only": ds.spec.eval_only,
@@ -278,6 +280,20 @@ def category_table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def confusion_table(results: Mapping[str, Any], guard: str, top: int = 3) -> str:
+    """Gold category -> the guard's most frequent top categories (pooled harmful items)."""
+    conf = results["pooled"].get(guard, {}).get("category_confusion", {})
+    if not conf:
+        return ""
+    lines = ["| Gold category | n | top-category right | most often predicted |", "|---|---:|---:|---|"]
+    for gold, row in conf.items():
+        n = sum(row.values())
+        common = sorted(row.items(), key=lambda kv: -kv[1])[:top]
+        lines.append(f"| {gold} | {n} | {row.get(gold, 0) / n:.3f} | "
+                     + ", ".join(f"{c} ({k})" for c, k in common) + " |")
+    return "\n".join(lines)
+
+
 def language_table(results: Mapping[str, Any]) -> str:
     guards = list(results["guards"])
     langs = sorted({lang for g in guards for lang in results["pooled"].get(g, {}).get("per_language", {})})
@@ -309,7 +325,9 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     parts += ["", "## Main table", "", main_table(results), ""]
     for name, entry in results["sets"].items():
         parts += [f"## {name} (n={entry['n']})", "",
-                  f"Labels: {entry['binarise']}. Data: `{entry['data_version']}`."
+                  f"Labels: {entry['binarise']}. Data: `{entry['data_version']}`"
+                  + (f", deterministic sample of {entry['n']} of {entry['sample']['full_size']} items."
+                     if entry.get("sample") and entry["sample"]["full_size"] > entry["n"] else ".")
                   + (f" Targets: {', '.join(entry['targets'])}." if entry["targets"] else ""), "",
                   set_table(entry, guards, base), ""]
     if results.get("pooled"):
@@ -322,6 +340,9 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         cat = category_table(results)
         if cat:
             parts += ["### Per-category recall (harmful items with a known category)", "", cat, ""]
+            conf = confusion_table(results, base) if base else ""
+            if conf:
+                parts += [f"### Category confusion of `{base}` (gold vs top category)", "", conf, ""]
         lang = language_table(results)
         if lang:
             parts += ["### Per-language", "", lang, ""]

@@ -106,6 +106,9 @@ class LoadedSet:
     spec: SetSpec
     records: tuple[Record, ...]
     version: str
+    #: when a deterministic sample of the set is evaluated: the cap and the full size
+    sample: int | None = None
+    full_size: int | None = None
 
     @property
     def name(self) -> str:

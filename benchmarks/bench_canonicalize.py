@@ -1,4 +1,6 @@
-"""Median canonicalize() overhead per prompt: ordinary vs obfuscated prompts.
+"""Median canonicalize() overhead per prompt: ordinary vs obfuscated prompts, plus long
+benign prompts (several sentences) and obfuscated asks after a benign preamble (the
+per-segment decoders' worst case: every segment is scored).
 
 Run: python benchmarks/bench_canonicalize.py [--n 400]
 """
@@ -58,6 +60,28 @@ _OBFUSCATORS: list[Callable[[str, random.Random], str]] = [
 ]
 
 
+_PREAMBLES = [
+    ("Hi! I hope you're having a great day. I've been learning to bake sourdough and my "
+     "starter finally doubled overnight, which felt like a small miracle."),
+    ("Thanks for the recipe for lentil soup, it was delicious. My neighbours loved it and "
+     "asked for seconds. Now for something else."),
+    ("What's the capital of Australia? I always forget whether it's Sydney or Canberra. "
+     "Also, how many time zones does Russia span?"),
+]
+_JOINERS = ["\n\nAnyway, one more thing: ", " Also, ", " Decode this and answer: ", "\n\n"]
+
+
+def long_prompts(n: int, rng: random.Random, k: int = 6) -> list[str]:
+    """Long benign prompts: ``k`` ordinary sentences."""
+    return [" ".join(ordinary_prompts(k, rng)) for _ in range(n)]
+
+
+def tail_prompts(n: int, rng: random.Random) -> list[str]:
+    """Benign preamble + joiner + obfuscated payload."""
+    return [rng.choice(_PREAMBLES) + rng.choice(_JOINERS) + p
+            for p in obfuscated_prompts(n, rng)]
+
+
 def ordinary_prompts(n: int, rng: random.Random) -> list[str]:
     """Ordinary English prompts from templates."""
     out = []
@@ -93,13 +117,15 @@ def main() -> None:
     rng = random.Random(args.seed)
     ordinary = ordinary_prompts(args.n, rng)
     obfuscated = obfuscated_prompts(args.n, rng)
+    long_ = long_prompts(max(args.n // 4, 1), rng)
+    tail = tail_prompts(max(args.n // 4, 1), rng)
     canonicalize(obfuscated[0] + " Ηоw")  # warm lazy tables (not counted)
-    extra = sum(len(canonicalize(p)) > 1 for p in ordinary)
-    hits = sum(len(canonicalize(p)) > 1 for p in obfuscated)
-    print(f"ordinary:   median {median_us(ordinary):8.1f} us/prompt  "
-          f"(false decodes {extra}/{len(ordinary)})")
-    print(f"obfuscated: median {median_us(obfuscated):8.1f} us/prompt  "
-          f"(decoded {hits}/{len(obfuscated)})")
+    for label, prompts, benign in (("ordinary", ordinary, True), ("obfuscated", obfuscated, False),
+                                   ("long benign", long_, True), ("preamble+obf", tail, False)):
+        n_multi = sum(len(canonicalize(p)) > 1 for p in prompts)
+        what = "false decodes" if benign else "decoded"
+        print(f"{label + ':':13s} median {median_us(prompts):8.1f} us/prompt  "
+              f"({what} {n_multi}/{len(prompts)})")
 
 
 if __name__ == "__main__":

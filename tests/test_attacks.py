@@ -65,10 +65,7 @@ def test_resolve_by_class_and_name():
 
 @pytest.mark.parametrize("name", [
     "base64", "hex", "rot13", "url", "homoglyph", "leet_basic", "leet_aggressive",
-    *[pytest.param(n, marks=pytest.mark.xfail(
-        reason="canonicalizer decodes Morse / reversed text only when the whole prompt is "
-               "encoded, not a span after an instruction (finding routed to its owner)",
-        strict=False)) for n in ("morse", "reversed")],
+    "morse", "reversed",
 ])
 def test_encodings_are_decodable_by_the_canonicalizer(name):
     """The attacks reuse the canonicalizer's encoders: a decoded view recovers the ask."""

@@ -9,8 +9,8 @@ import re
 from collections.abc import Callable
 from urllib.parse import unquote, unquote_plus
 
-from .leet import decode_leet
-from .plausibility import looks_like_text, word_score
+from .leet import decode_leet as _decode_leet_whole
+from .plausibility import common_share, looks_like_text, word_score
 from .tables import MORSE_REV
 
 Score = Callable[[str], float]
@@ -36,8 +36,21 @@ _CAMEL_PRE = re.compile(r"[A-Z][a-z]*[A-Z][a-z]*[A-Z]")
 _HEX_RUN_RE = re.compile(r"(?<![0-9A-Za-z])(?:(?:0x|\\x)?[0-9a-fA-F]{2}[ :,]?){6,}")
 _HEX_STRIP_RE = re.compile(r"0x|\\x|[ :,]")
 _MORSE_CHARS = frozenset(".-/ |\n\t_")
+_MORSE_WORD_SPLIT_RE = re.compile(r"\s*[/|]\s*|\s{2,}")
+_MORSE_PRE_RE = re.compile(r"[.\-_][ \t/|]+[.\-_]+[ \t/|]+[.\-_]")  # cheap: 3 tokens in a row
+# A run of 3+ Morse tokens ([.-_]{1,7}) separated by spaces/tabs, '/' or '|'.
+_MORSE_TOKEN = r"[.\-_]{1,7}"
+_MORSE_SPAN_RE = re.compile(
+    rf"(?<![^\s/|]){_MORSE_TOKEN}(?:(?:[ \t]*[/|][ \t]*|[ \t]+){_MORSE_TOKEN}){{2,}}(?![^\s/|])"
+)
 _URL_ESC_RE = re.compile(r"%[0-9A-Fa-f]{2}")
+_URL_RUN_RE = re.compile(r"(?:%[0-9A-Fa-f]{2}){3,}")
 _SPACED_RE = re.compile(r"\b[A-Za-z](?:([ ._\-*])[A-Za-z])(?:\1[A-Za-z])+\b")
+# Whitespace tokens alternating <char><sep><char>... for a non-space separator.
+_SPACED_SEP_RES = tuple(
+    (sep, re.compile(rf"(?<!\S)[^\s{re.escape(sep)}](?:{re.escape(sep)}\S)+(?=[.,!?;:{re.escape(sep)}]*(?:\s|$))"))
+    for sep in ".-_*"
+)
 _SPACED2_RE = re.compile(r"\b[A-Za-z](?:([ ._\-*])[A-Za-z])(?:\1[A-Za-z])*\b")
 _PIG_WORD_RE = re.compile(r"\b([A-Za-z]+?)(w|y)?ay\b", re.IGNORECASE)
 _WORD_RE = re.compile(r"[A-Za-z]+")
@@ -45,7 +58,61 @@ _CAMEL_RE = re.compile(r"(?<![\w.$#@/`'\"])(?:[A-Z][a-z]*){2,}[A-Z][a-z]+(?![\w(
                        r"|(?<![\w.$#@/`'\"])[a-z]+(?:[A-Z][a-z]*){2,}[A-Z][a-z]+(?![\w(`'\"])")
 _CAMEL_SPLIT_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
 _VOWELS = frozenset("aeiouAEIOU")
-_ENGLISH_SKIP = 0.55  # text already this English-like is not rot13/reversed
+_ENGLISH_SKIP = 0.55  # text already this English-like is not rot13/reversed (as a whole)
+# Per-segment substitution: the decoded segment must reach this score and beat the raw
+# segment by this margin ("much more plausible") - stricter than the whole-text gates.
+_SEG_MIN, _SEG_GAIN = 0.3, 0.12
+_SEG_COMMON_MIN, _SEG_COMMON_GAIN = 0.25, 0.15  # cheap gate first: common-word share
+
+
+def _per_segment(text: str, score: Score, fn: Callable[[str, Score], str | None],
+                 every: bool = False) -> str | None:
+    """Decode each suspicious segment (few common words; see ``Scorer.segments``), or
+    ``every`` segment when ``fn`` has cheap gates of its own, with ``fn`` independently and
+    substitute the ones it decodes, so an English preamble no longer masks an encoded
+    tail.  ``fn`` applies its own plausibility gate."""
+    segments = getattr(score, "segments", None)
+    if segments is None:
+        return None
+    parts, idx = segments(text)
+    if every:
+        idx = tuple(i for i in range(0, len(parts), 2) if len(parts[i].split()) >= 2)
+    if not idx or (len(parts) == 1 and idx == (0,)):
+        return None  # nothing suspicious, or the whole text (already tried as a whole)
+    out = list(parts)
+    changed = False
+    for i in idx:
+        try:
+            dec = fn(parts[i], score)
+        except Exception:  # noqa: BLE001 - a decoder must never break the guard
+            dec = None
+        if dec is not None and dec != parts[i] and dec.strip():
+            out[i] = dec
+            changed = True
+    return "".join(out) if changed else None
+
+
+def _much_better(raw: str, dec: str, score: Score) -> bool:
+    c_dec = common_share(dec)
+    if c_dec < _SEG_COMMON_MIN or c_dec < common_share(raw) + _SEG_COMMON_GAIN:
+        return False  # cheap gate: decoding must add common English words
+    s_dec = score(dec)
+    return s_dec >= _SEG_MIN and s_dec > score(raw) + _SEG_GAIN
+
+
+def _rot13_segment(seg: str, score: Score) -> str | None:
+    rot = codecs.encode(seg, "rot13")
+    return rot if _much_better(seg, rot, score) else None
+
+
+def _reversed_segment(seg: str, score: Score) -> str | None:
+    rev = seg[::-1]
+    return rev if _much_better(seg, rev, score) else None
+
+
+def _reversed_words_segment(seg: str, score: Score) -> str | None:
+    rev = _WORD_RE.sub(lambda m: m.group(0)[::-1], seg)
+    return rev if _much_better(seg, rev, score) else None
 
 
 def _printable_text(raw: bytes, strict: bool = True) -> str | None:
@@ -130,12 +197,20 @@ _SEGMENT_RE = re.compile(r"[^.!?:;\n]+[.!?:;\n]*|[.!?:;\n]+")
 
 
 def decode_rot13(text: str, score: Score) -> str | None:
-    """ROT13 each sentence-like segment whose ROT13 is clearly more English-like."""
-    if score(text) >= _ENGLISH_SKIP or not any(c.isascii() and c.isalpha() for c in text):
+    """ROT13 each sentence-like segment whose ROT13 is clearly more English-like.
+
+    Mostly-English text is only decoded per suspicious segment (an encoded tail).
+    """
+    if score(text) >= _ENGLISH_SKIP:
+        return _per_segment(text, score, _rot13_segment)
+    if not any(c.isascii() and c.isalpha() for c in text):
         return None
     changed = False
     parts = []
     for seg in _SEGMENT_RE.findall(text):
+        if len(_WORD_RE.findall(seg)) < 2 and len(seg.strip()) < 4:
+            parts.append(seg)  # 'P' of 'P.S.' is no ROT13 of 'C'
+            continue
         rot = codecs.encode(seg, "rot13")
         s_rot = score(rot)
         if s_rot >= 0.25 and s_rot > score(seg) + 0.02:
@@ -143,18 +218,14 @@ def decode_rot13(text: str, score: Score) -> str | None:
             changed = True
         else:
             parts.append(seg)
-    return "".join(parts) if changed else None
+    return "".join(parts) if changed else _per_segment(text, score, _rot13_segment)
 
 
-def decode_morse(text: str, score: Score) -> str | None:
-    """Decode Morse code (letters split by spaces, words by ' / ', '|' or 2+ spaces)."""
-    s = text.strip()
-    if len(s) < 3 or not ("." in s or "-" in s) or not frozenset(s) <= _MORSE_CHARS:
-        return None
-    s = s.replace("_", "-")
-    words = re.split(r"\s*[/|]\s*|\s{2,}", s)
+def _morse_words(s: str) -> str | None:
+    """Decode Morse letters split by spaces, words by '/', '|' or 2+ spaces (None if any
+    code is unknown)."""
     out = []
-    for w in words:
+    for w in _MORSE_WORD_SPLIT_RE.split(s.replace("_", "-")):
         letters = []
         for code in w.split():
             ch = MORSE_REV.get(code)
@@ -162,21 +233,81 @@ def decode_morse(text: str, score: Score) -> str | None:
                 return None
             letters.append(ch)
         out.append("".join(letters))
-    res = " ".join(x for x in out if x)
-    return res if looks_like_text(res) else None
+    return " ".join(x for x in out if x)
+
+
+def _morse_span(m: re.Match[str]) -> str:
+    span = m.group(0)
+    dec = _morse_words(span)
+    if dec is None:
+        return span
+    letters = [c for c in dec if c.isalpha()]
+    if len(letters) < 4 or len(set(letters)) < 3 or not looks_like_text(dec):
+        return span  # '- - -' rules, '. . . .' ellipses, digit runs
+    return dec
+
+
+def decode_morse(text: str, score: Score) -> str | None:
+    """Decode Morse code: the whole text, else runs of 3+ Morse tokens inside it (in place,
+    e.g. after 'Decode this Morse and answer:')."""
+    if "." not in text and "-" not in text:
+        return None
+    s = text.strip()
+    if len(s) < 3:
+        return None
+    if frozenset(s) <= _MORSE_CHARS:
+        res = _morse_words(s)
+        return res if res is not None and looks_like_text(res) else None
+    if not _MORSE_PRE_RE.search(text):
+        return None
+    out = _MORSE_SPAN_RE.sub(_morse_span, text)
+    return out if out != text else None
+
+
+def _url_span(m: re.Match[str]) -> str:
+    span = m.group(0)
+    try:
+        dec = unquote(span, errors="strict")
+    except UnicodeDecodeError:
+        return span
+    return dec if looks_like_text(dec) else span
 
 
 def decode_url(text: str, score: Score) -> str | None:
-    """Percent-decode text that is substantially percent-encoded."""
+    """Percent-decode text that is substantially percent-encoded, else runs of 3+
+    escapes inside it (in place, e.g. after an instruction)."""
     n = len(_URL_ESC_RE.findall(text))
-    if n < 3 or 3 * n < 0.25 * len(text.replace(" ", "")):
+    if n < 3:
         return None
-    out = unquote_plus(text) if " " not in text else unquote(text)
-    return out if out != text and looks_like_text(out) else None
+    if 3 * n >= 0.25 * len(text.replace(" ", "")):
+        out = unquote_plus(text) if " " not in text else unquote(text)
+        if out != text and looks_like_text(out):
+            return out
+    out = _URL_RUN_RE.sub(_url_span, text)
+    return out if out != text else None
+
+
+def _spaced_by(text: str) -> str | None:
+    """Join whitespace tokens whose every other character is one dominant non-space
+    separator ('t-h-a-t-'-s', 's-t-a-n-d---u-p', '$.3.0.0'), when 3+ tokens are."""
+    best = None
+    for sep, rx in _SPACED_SEP_RES:
+        if sep not in text:
+            continue
+        spans = rx.findall(text)
+        if len(spans) >= 3 and sum(len(x) for x in spans) >= 0.5 * len(text.replace(" ", "")):
+            best = rx
+            break
+    if best is None:
+        return None
+    return best.sub(lambda m: m.group(0)[::2], text)
 
 
 def decode_spaced(text: str, score: Score) -> str | None:
     """Join letters separated by single spaces/dots/dashes/underscores ('b.o.m.b')."""
+    by_sep = _spaced_by(text) or _per_segment(text, score, lambda seg, _s: _spaced_by(seg))
+    if by_sep is not None:
+        return by_sep
     changed = False
 
     def sub(m: re.Match[str]) -> str:
@@ -200,19 +331,21 @@ def decode_spaced(text: str, score: Score) -> str | None:
 
 
 def decode_reversed(text: str, score: Score) -> str | None:
-    """Whole-text reversal when the result is clearly more English-like."""
-    if score(text) >= _ENGLISH_SKIP:
-        return None
-    rev = text[::-1]
-    return rev if score(rev) >= 0.25 and score(rev) > score(text) + 0.01 else None
+    """Whole-text reversal when clearly more English-like, else per suspicious segment."""
+    if score(text) < _ENGLISH_SKIP:
+        rev = text[::-1]
+        if score(rev) >= 0.25 and score(rev) > score(text) + 0.01:
+            return rev
+    return _per_segment(text, score, _reversed_segment)
 
 
 def decode_reversed_words(text: str, score: Score) -> str | None:
-    """Per-word reversal when the result is clearly more English-like."""
-    if score(text) >= _ENGLISH_SKIP:
-        return None
-    rev = _WORD_RE.sub(lambda m: m.group(0)[::-1], text)
-    return rev if score(rev) >= 0.25 and score(rev) > score(text) + 0.01 else None
+    """Per-word reversal when clearly more English-like (whole text, else per segment)."""
+    if score(text) < _ENGLISH_SKIP:
+        rev = _WORD_RE.sub(lambda m: m.group(0)[::-1], text)
+        if score(rev) >= 0.25 and score(rev) > score(text) + 0.01:
+            return rev
+    return _per_segment(text, score, _reversed_words_segment)
 
 
 _ONSETS = frozenset(
@@ -240,9 +373,20 @@ def _unpig(word: str) -> str:
 
 
 def decode_piglatin(text: str, score: Score) -> str | None:
-    """Decode pig Latin ('ellohay orldway') when most words end in 'ay'."""
+    """Decode pig Latin ('ellohay orldway') when most words (of the text, else of a
+    suspicious segment) end in 'ay'."""
     if "ay" not in text.lower():
         return None
+    return _piglatin_whole(text, score) or _per_segment(text, score, _piglatin_whole)
+
+
+def decode_leet(text: str, score: Score) -> str | None:
+    """Leetspeak (see :mod:`.leet`) of the whole text, else per suspicious segment."""
+    return _decode_leet_whole(text, score) or _per_segment(
+        text, score, _decode_leet_whole, every=True)
+
+
+def _piglatin_whole(text: str, score: Score) -> str | None:
     words = _WORD_RE.findall(text)
     if len(words) < 2:
         return None

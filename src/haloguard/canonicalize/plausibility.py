@@ -6,7 +6,11 @@ import functools
 import re
 from importlib import resources
 
-__all__ = ["common_words", "english_score", "word_score", "looks_like_text", "Scorer"]
+__all__ = [
+    "common_words", "common_share", "english_score", "word_score", "looks_like_text",
+    "split_segments",
+    "Scorer",
+]
 
 _SAMPLE = 1000  # characters scored at most; keeps long prompts cheap
 
@@ -104,16 +108,64 @@ def looks_like_text(text: str) -> bool:
     return sum(len(t) for t in tokens) / len(tokens) <= 40
 
 
-class Scorer:
-    """Per-call memo of :func:`english_score` (no shared state between calls)."""
+# Segment boundaries: sentence punctuation or a comma right after a non-space and followed
+# by whitespace, line breaks, and double quotes.  A bare '!'/'.' between spaces (leet 'i',
+# reversed text's leading '.') does not split.  The capture group keeps the separators
+# (punctuation included) for exact reassembly.
+_SEG_SPLIT_RE = re.compile(r"([.!?:;,](?<=\S[.!?:;,])\s+|\n\s*|[\"\u201c\u201d\u00ab\u00bb]\s*)")
+_ASCII_TOKEN_RE = re.compile(r"[^\sA-Za-z0-9]*[A-Za-z0-9]\S*")  # tokens with an ASCII alnum
+_SUSPICIOUS_COMMON = 0.3  # segments with at least this share of common words are English
 
-    __slots__ = ("_cache",)
+
+def split_segments(text: str) -> list[str]:
+    """Split into segments; even indices are segments, odd ones the separators between."""
+    return _SEG_SPLIT_RE.split(text)
+
+
+def _common_counts(seg: str, vocab: frozenset[str]) -> tuple[int, int]:
+    """(common English words, tokens with an ASCII letter or digit) of a segment."""
+    toks = _ASCII_TOKEN_RE.findall(seg)
+    return sum(t.strip(_TOKEN_STRIP).lower() in vocab for t in toks), len(toks)
+
+
+def common_share(text: str) -> float:
+    """Share of ASCII-alnum tokens that are common English words (0 when none)."""
+    common, n = _common_counts(text, common_words())
+    return common / n if n else 0.0
+
+
+def _suspicious(seg: str, vocab: frozenset[str]) -> bool:
+    """A segment with 2+ ASCII-alnum tokens, few of them common English words."""
+    common, n = _common_counts(seg, vocab)
+    return n >= 2 and common < _SUSPICIOUS_COMMON * n
+
+
+class Scorer:
+    """Per-call memo of :func:`english_score` and of suspicious segments (no shared state)."""
+
+    __slots__ = ("_cache", "_segs")
 
     def __init__(self) -> None:
         self._cache: dict[str, float] = {}
+        self._segs: dict[str, tuple[list[str], tuple[int, ...]]] = {}
 
     def __call__(self, text: str) -> float:
         v = self._cache.get(text)
         if v is None:
             v = self._cache[text] = english_score(text)
         return v
+
+    def segments(self, text: str) -> tuple[list[str], tuple[int, ...]]:
+        """``(parts, idx)``: :func:`split_segments` parts and the indices of suspicious
+        segments (few common English words) worth trying a per-segment decoder on."""
+        r = self._segs.get(text)
+        if r is None:
+            vocab = common_words()
+            if len(text) < 8:
+                r = ([text], ())
+            else:
+                parts = _SEG_SPLIT_RE.split(text)
+                idx = tuple(i for i in range(0, len(parts), 2) if _suspicious(parts[i], vocab))
+                r = (parts, idx)
+            self._segs[text] = r
+        return r

@@ -173,9 +173,16 @@ def test_loop_two_rounds_end_to_end(keyword_guard, tmp_path):
                      attacks="token_split,typos,camelcase,fiction,chain_swap_typos,base64,"
                              "random_chain",
                      holdout_classes=("style_shift",), base_data=base)
+    suite_calls: list = []
+
+    def fake_suite(spec: str, out_dir: Path) -> dict:
+        suite_calls.append(spec)
+        return {"pooled": {"recall": 0.9, "fpr": 0.01, "f1": 0.9}, "sets": {}}
+
     log = run_loop(cfg, trainer=_fake_trainer(calls), guard_factory=_guard_factory(keyword_guard),
-                   train_prompts=train, eval_harmful=eval_h, eval_benign=eval_b,
-                   notify=lambda m: None)
+                   suite_runner=fake_suite, train_prompts=train, eval_harmful=eval_h,
+                   eval_benign=eval_b, notify=lambda m: None)
+    assert len(suite_calls) == 3 and log.rows[1]["suite_fpr"] == 0.01
     assert time.time() - t0 < 60
     assert [r["round"] for r in log.rows] == [0, 1, 2]
     assert len(calls) == 2
@@ -183,7 +190,7 @@ def test_loop_two_rounds_end_to_end(keyword_guard, tmp_path):
     lines = (out / "rounds.jsonl").read_text().splitlines()
     assert len(lines) == 3
     md = (out / "rounds.md").read_text()
-    assert "eval recall" in md and "held-out" in md
+    assert "eval recall" in md and "held-out" in md and "suite FPR" in md
     for r in log.rows:
         assert {"eval_recall", "eval_fpr", "bypass_rate", "heldout_bypass_rate"} <= set(r)
     assert log.rows[0]["mined"]["bypasses"] > 0
@@ -229,3 +236,13 @@ def test_cli_loop_validates(tmp_path, capsys):
     assert main(["redteam", "loop", "--train-data", "harmbench", "--rounds", "1",
                  "--out", str(tmp_path), "--guard", "keyword"]) == 2
     assert "evaluation set" in capsys.readouterr().err
+
+
+def test_suite_metrics_reader(tmp_path):
+    from haloguard.redteam.loop import _suite_metrics
+
+    (tmp_path / "results.json").write_text(json.dumps({
+        "guards": {"g": {}}, "pooled": {"g": {"recall": 0.8, "fpr": 0.02, "f1": 0.85}},
+        "sets": {"harmbench": {"guards": {"g": {"recall": 0.9, "fpr": None}}}}}))
+    m = _suite_metrics(tmp_path)
+    assert m["pooled"]["fpr"] == 0.02 and m["sets"]["harmbench"] == {"recall": 0.9}

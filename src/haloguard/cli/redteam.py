@@ -84,6 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="at most N evaluation prompts of each kind")
     lp.add_argument("--eval-suite", default=None,
                     help="also run `haloguard eval --suite NAME` each round (e.g. offline)")
+    lp.add_argument("--eval-suite-max-per-set", type=int, default=None,
+                    help="deterministic sample of at most N items per suite set")
     lp.add_argument("--base-data", default=None,
                     help="training corpus dir with train.jsonl/val.jsonl (default: build it "
                          "with `haloguard data build`)")
@@ -170,6 +172,7 @@ def run_loop_cmd(args: argparse.Namespace) -> int:
         attacks=args.attacks, holdout_classes=tuple(_split(args.holdout_classes)),
         train_data=tuple(_split(args.train_data)), eval_data=args.eval_data,
         eval_benign=args.eval_benign or None, eval_limit=args.eval_limit,
+        eval_suite_max_per_set=args.eval_suite_max_per_set,
         eval_benign_limit=args.eval_benign_limit, eval_suite=args.eval_suite,
         base_data=args.base_data, guard=args.guard, threshold=args.threshold,
         options=options_from_args(args), progress=not args.no_progress,

@@ -55,6 +55,7 @@ class LoopConfig:
     eval_limit: int | None = None
     eval_benign_limit: int | None = 300
     eval_suite: str | None = None
+    eval_suite_max_per_set: int | None = None
     base_data: str | Path | None = None
     guard: str = "embedded"
     threshold: float | None = None
@@ -263,38 +264,34 @@ def make_default_guard_factory(guard: str, threshold: float | None) -> GuardFact
     return factory
 
 
-def default_suite_runner(suite: str) -> SuiteRunner:
+def default_suite_runner(suite: str, max_per_set: int | None = None) -> SuiteRunner:
+    """``haloguard eval --suite SUITE --guard SPEC --out DIR`` and its headline metrics."""
     def run(guard_spec: str, out_dir: Path) -> dict[str, Any]:
-        _cli("eval", "--suite", suite, "--guard", guard_spec, "--out", str(out_dir))
+        extra = ["--max-per-set", str(max_per_set)] if max_per_set else []
+        _cli("eval", "--suite", suite, "--guard", guard_spec, "--out", str(out_dir),
+             "--no-html", "--no-progress", "--n-boot", "100", *extra)
         return _suite_metrics(out_dir)
 
     return run
 
 
 def _suite_metrics(out_dir: Path) -> dict[str, Any]:
-    """Pick recall / FPR style numbers out of whatever JSON the eval runner wrote."""
-    for name in ("results.json", "metrics.json", "summary.json"):
-        f = out_dir / name
-        if f.exists():
-            try:
-                data = json.loads(f.read_text(encoding="utf-8"))
-            except ValueError:
-                continue
-            return {"file": str(f), "summary": _pick_metrics(data)}
-    return {"file": None, "summary": {}}
-
-
-def _pick_metrics(data: Any, prefix: str = "", depth: int = 0) -> dict[str, float]:
-    out: dict[str, float] = {}
-    if depth > 3 or not isinstance(data, dict):
-        return out
-    for k, v in data.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, (int, float)) and k.lower() in ("recall", "fpr", "f1", "precision"):
-            out[key] = float(v)
-        elif isinstance(v, dict):
-            out.update(_pick_metrics(v, key + ".", depth + 1))
-    return out
+    """Pooled recall/FPR/F1 and each set's headline figure from ``haloguard eval``'s
+    results.json (``{"guards", "sets": {name: {"guards": {g: metrics}}}, "pooled"}``)."""
+    f = out_dir / "results.json"
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"file": None, "pooled": {}, "sets": {}}
+    guards = list(data.get("guards") or {})
+    g = guards[0] if guards else None
+    keys = ("recall", "fpr", "f1")
+    pooled = (data.get("pooled") or {}).get(g) or {}
+    sets = {}
+    for name, entry in (data.get("sets") or {}).items():
+        m = (entry.get("guards") or {}).get(g) or {}
+        sets[name] = {k: m[k] for k in keys if isinstance(m.get(k), (int, float))}
+    return {"file": str(f), "pooled": {k: pooled.get(k) for k in keys}, "sets": sets}
 
 
 # -- the loop -------------------------------------------------------------------------------
@@ -354,7 +351,7 @@ def run_loop(
     trainer = trainer or default_trainer
     guard_factory = guard_factory or make_default_guard_factory(cfg.guard, cfg.threshold)
     if suite_runner is None and cfg.eval_suite:
-        suite_runner = default_suite_runner(cfg.eval_suite)
+        suite_runner = default_suite_runner(cfg.eval_suite, cfg.eval_suite_max_per_set)
     overlay_dir = out / "overlay"
     overlay_dir.mkdir(exist_ok=True)
 
@@ -374,6 +371,8 @@ def run_loop(
         if suite_runner is not None:
             spec = str(model_dir) if model_dir is not None else cfg.guard
             row["suite"] = suite_runner(spec, rdir / "suite")
+            pooled = row["suite"].get("pooled") or {}
+            row["suite_recall"], row["suite_fpr"] = pooled.get("recall"), pooled.get("fpr")
         if rnd < cfg.rounds:
             sample = rng.sample(train_harm, min(cfg.sample, len(train_harm)))
             say(f"round {rnd}: mining bypasses on {len(sample)} training prompts with "
@@ -398,11 +397,12 @@ def run_loop(
         _write_log(rows, out)
     if rows:
         base, last = rows[0], rows[-1]
-        if base.get("eval_fpr") is not None and last.get("eval_fpr") is not None:
-            delta = last["eval_fpr"] - base["eval_fpr"]
-            if delta > 0.005:
-                say(f"warning: evaluation FPR rose by {100 * delta:.2f} points over the loop "
-                    "(target: at most 0.5)")
+        for key in ("eval_fpr", "suite_fpr"):
+            if base.get(key) is not None and last.get(key) is not None:
+                delta = last[key] - base[key]
+                if delta > 0.005:
+                    say(f"warning: {key} rose by {100 * delta:.2f} points over the loop "
+                        "(target: at most 0.5)")
     return LoopLog(rows, out)
 
 
@@ -438,16 +438,23 @@ def _pct(x: Any) -> str:
 
 
 def render_log_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    out = ["| round | eval recall | eval FPR | bypass (trained classes) | bypass (held-out) | "
-           "worst single | worst chain | FPR under attack | mined bypasses | s |",
-           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    suite = any("suite" in r for r in rows)
+    head = ["round", "eval recall", "eval FPR", "bypass (trained classes)", "bypass (held-out)",
+            "worst single", "worst chain", "FPR under attack"]
+    if suite:
+        head += ["suite recall", "suite FPR"]
+    head += ["mined bypasses", "s"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
     for r in rows:
         mined = r.get("mined")
         m = f"{mined['bypasses']} (+{mined['twins']} twins)" if mined else "—"
-        out.append(f"| {r['round']} | {_pct(r['eval_recall'])} | {_pct(r['eval_fpr'])} | "
-                   f"{_pct(r['bypass_rate'])} | {_pct(r['heldout_bypass_rate'])} | "
-                   f"{_pct(r['worst_single'])} | {_pct(r['worst_chain'])} | "
-                   f"{_pct(r['attacked_fpr'])} | {m} | {r.get('seconds', '')} |")
+        cells = [str(r["round"]), _pct(r["eval_recall"]), _pct(r["eval_fpr"]),
+                 _pct(r["bypass_rate"]), _pct(r["heldout_bypass_rate"]),
+                 _pct(r["worst_single"]), _pct(r["worst_chain"]), _pct(r["attacked_fpr"])]
+        if suite:
+            cells += [_pct(r.get("suite_recall")), _pct(r.get("suite_fpr"))]
+        cells += [m, str(r.get("seconds", ""))]
+        out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
 

@@ -226,6 +226,45 @@ def main_table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def targets_line(entry: Mapping[str, Any], guards: Sequence[str]) -> str:
+    """``target: guard value ✓/✗ ...`` for every target of a set."""
+    parts = []
+    for i, tgt in enumerate(entry.get("targets", [])):
+        cells = []
+        for g in guards:
+            ts = entry["guards"][g].get("targets", [])
+            if i < len(ts):
+                t = ts[i]
+                mark = "" if t["met"] is None else (" ✓" if t["met"] else " ✗")
+                cells.append(f"`{g}` {_f(t['value'], 3)}{mark}")
+        parts.append(f"{tgt.replace('>=', '≥').replace('<=', '≤')}: " + ", ".join(cells))
+    return ("Targets — " + "; ".join(parts) + ".") if parts else ""
+
+
+def peer_comparison(results: Mapping[str, Any]) -> str:
+    """How often the baseline's headline figure beats every ``peer:*`` guard."""
+    base = results.get("baseline")
+    peers = [g for g in results["guards"] if g.startswith("peer:") and g != base]
+    if not base or not peers or base.startswith("peer:"):
+        return ""
+    wins, total, lost = 0, 0, []
+    for name, e in results["sets"].items():
+        d = e["guards"][base]
+        metric = headline(d["kind"])
+        v = d.get(metric)
+        if v is None:
+            continue
+        total += 1
+        others = [e["guards"][p].get(metric) for p in peers]
+        better = all(o is None or (v < o if metric in LOWER_IS_BETTER else v > o) for o in others)
+        wins += better
+        if not better:
+            lost.append(name)
+    line = (f"`{base}` beats every peer ({', '.join(peers)}) on {wins} of {total} sets "
+            "(headline figure, strictly better; ties do not count)")
+    return line + (f"; not on: {', '.join(lost)}." if lost else ".")
+
+
 def set_table(entry: Mapping[str, Any], guards: Sequence[str], base: str | None) -> str:
     """Seed-000 style: Metric × guard, Δ columns against the baseline."""
     others = [g for g in guards if g != base] if base else []
@@ -323,6 +362,9 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     for g, info in results["guards"].items():
         parts.append(f"| {g} | `{info['model']}` | {info['threshold']:.4f} |")
     parts += ["", "## Main table", "", main_table(results), ""]
+    cmp_line = peer_comparison(results)
+    if cmp_line:
+        parts += [cmp_line, ""]
     for name, entry in results["sets"].items():
         parts += [f"## {name} (n={entry['n']})", "",
                   f"Labels: {entry['binarise']}. Data: `{entry['data_version']}`"
@@ -330,6 +372,9 @@ def render_markdown(results: Mapping[str, Any]) -> str:
                      if entry.get("sample") and entry["sample"]["full_size"] > entry["n"] else ".")
                   + (f" Targets: {', '.join(entry['targets'])}." if entry["targets"] else ""), "",
                   set_table(entry, guards, base), ""]
+        tl = targets_line(entry, guards)
+        if tl:
+            parts += [tl, ""]
     if results.get("pooled"):
         parts += [f"## Pooled over the suite (n={next(iter(results['pooled'].values()))['n']})", "",
                   set_table({"guards": results["pooled"]}, guards, base), "",

@@ -241,6 +241,8 @@ def test_encoded_tail_after_benign_preamble(name: str, s: str, pre: str, join: s
         s += " bomb"
     obf = fn(s, random.Random(seed))
     assume(obf != s)
+    if name.startswith("leet"):  # all-digit leet ('399' = egg) is indistinguishable from numbers
+        assume(any(c.isalpha() for c in obf))
     if name in GATED:  # the per-segment gate: the encoded tail must not read as English
         assume(common_share(obf) < 0.3 and english_score(obf) < 0.55)
     views = _texts(pre + join + obf, max_views=8)

@@ -62,7 +62,7 @@ _ENGLISH_SKIP = 0.55  # text already this English-like is not rot13/reversed (as
 # Per-segment substitution: the decoded segment must reach this score and beat the raw
 # segment by this margin ("much more plausible") - stricter than the whole-text gates.
 _SEG_MIN, _SEG_GAIN = 0.3, 0.12
-_SEG_COMMON_MIN, _SEG_COMMON_GAIN = 0.25, 0.15  # cheap gate first: common-word share
+_SEG_COMMON_MIN, _SEG_COMMON_GAIN = 0.15, 0.15  # cheap gate first: common-word share
 
 
 def _per_segment(text: str, score: Score, fn: Callable[[str, Score], str | None],
@@ -242,8 +242,11 @@ def _morse_span(m: re.Match[str]) -> str:
     if dec is None:
         return span
     letters = [c for c in dec if c.isalpha()]
-    if len(letters) < 4 or len(set(letters)) < 3 or not looks_like_text(dec):
+    distinct = len(set(letters))
+    if len(letters) < 4 or distinct < 2 or (distinct < 3 and " " not in dec):
         return span  # '- - -' rules, '. . . .' ellipses, digit runs
+    if not looks_like_text(dec):
+        return span
     return dec
 
 

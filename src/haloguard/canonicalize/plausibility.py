@@ -123,19 +123,20 @@ def split_segments(text: str) -> list[str]:
 
 
 def _common_counts(seg: str, vocab: frozenset[str]) -> tuple[int, int]:
-    """(common English words, tokens with an ASCII letter or digit) of a segment."""
-    toks = _ASCII_TOKEN_RE.findall(seg)
-    return sum(t.strip(_TOKEN_STRIP).lower() in vocab for t in toks), len(toks)
+    """(common English words, tokens) of a segment, over tokens of 3+ characters with an
+    ASCII letter or digit ('a', 'I', 'to' survive ROT13 / reversal / leet unchanged)."""
+    toks = [w for t in _ASCII_TOKEN_RE.findall(seg) if len(w := t.strip(_TOKEN_STRIP)) >= 3]
+    return sum(w.lower() in vocab for w in toks), len(toks)
 
 
 def common_share(text: str) -> float:
-    """Share of ASCII-alnum tokens that are common English words (0 when none)."""
+    """Share of (3+ character, ASCII-alnum) tokens that are common English words."""
     common, n = _common_counts(text, common_words())
     return common / n if n else 0.0
 
 
 def _suspicious(seg: str, vocab: frozenset[str]) -> bool:
-    """A segment with 2+ ASCII-alnum tokens, few of them common English words."""
+    """A segment with 2+ such tokens, few of them common English words."""
     common, n = _common_counts(seg, vocab)
     return n >= 2 and common < _SUSPICIOUS_COMMON * n
 

@@ -102,14 +102,10 @@ def _split(spec: str | None) -> list[str]:
 
 
 def _load_guard(args: argparse.Namespace):
-    if "," in args.guard:
-        from haloguard.cascade import load_cascade
+    from haloguard.redteam.runner import load_named_guard
 
-        return load_cascade(args.guard, threshold=args.threshold, calibration=args.calibration)
-    from haloguard.loader import load_guard
-
-    return load_guard(args.guard, threshold=args.threshold, calibration=args.calibration,
-                      canonicalize=not args.no_canonicalize)
+    return load_named_guard(args.guard, threshold=args.threshold, calibration=args.calibration,
+                            canonicalize=not args.no_canonicalize)
 
 
 def run_redteam_cmd(args: argparse.Namespace) -> int:

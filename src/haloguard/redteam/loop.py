@@ -257,9 +257,10 @@ def default_trainer(data_dir: Path, out_dir: Path) -> Path:
 
 def make_default_guard_factory(guard: str, threshold: float | None) -> GuardFactory:
     def factory(model_dir: Path | None):
-        from haloguard.loader import load_guard
+        from haloguard.redteam.runner import load_named_guard
 
-        return load_guard(str(model_dir) if model_dir is not None else guard, threshold=threshold)
+        return load_named_guard(str(model_dir) if model_dir is not None else guard,
+                                threshold=threshold)
 
     return factory
 

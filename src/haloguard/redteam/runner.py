@@ -220,6 +220,24 @@ def _rate(k: int, n: int) -> float | None:
     return None if n == 0 else k / n
 
 
+def load_named_guard(name: str, *, threshold: float | None = None,
+                     calibration: str | None = None, canonicalize: bool = True) -> Any:
+    """A guard by registry name / path / hub id / URL, a bare backend name such as
+    ``peer:securevector`` (peers run as they ship: no canonicalizer), or ``a,b`` cascade."""
+    if "," in name:
+        from haloguard.cascade import load_cascade
+
+        return load_cascade(name, threshold=threshold, calibration=calibration)
+    from haloguard.backends.registry import BACKENDS, MODELS
+    from haloguard.loader import load_guard
+
+    if name in BACKENDS and name not in MODELS:
+        return load_guard(name, backend=name, threshold=threshold, calibration=calibration,
+                          canonicalize=canonicalize and not name.startswith("peer:"))
+    return load_guard(name, threshold=threshold, calibration=calibration,
+                      canonicalize=canonicalize)
+
+
 def attack_info(attack: Attack) -> dict[str, Any]:
     return {"name": attack.name, "attack_class": attack.attack_class,
             "classes": list(attack.classes), "chain": list(attack.chain),

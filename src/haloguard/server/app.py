@@ -28,6 +28,10 @@ DESCRIPTION = """Constitutional input-prompt safety guard.
   batches via `{"inputs": [...]}` or a JSON list.
 * `POST /v1/chat/completions` — the same verdict in the OpenAI chat-completions envelope.
 * `POST /v1/jobs`, `GET /v1/jobs/{id}` — very long documents, asynchronously.
+* Output side: a conversation ending with an **assistant** turn also gets an `exchange`
+  field (safe_compliance / safe_refusal / unsafe_compliance) from the exchange classifier;
+  `POST /v1/monitor` checks a response as it streams (the response so far, or its chunks
+  cumulatively; `stream: true` answers with server-sent events).
 * `GET /health` (open), `GET /metrics` (Prometheus).
 
 When API keys are configured every endpoint but `/health` needs
@@ -35,8 +39,17 @@ When API keys are configured every endpoint but `/health` needs
 """
 
 
-def create_app(settings: Settings | None = None, guard: Any = None) -> FastAPI:
-    """Build the app.  ``guard`` (e.g. a keyword guard in tests) skips model loading."""
+def _load_exchange(settings: Settings) -> Any:
+    from haloguard.monitor.exchange import load_exchange_classifier
+
+    return load_exchange_classifier(settings.exchange_classifier)
+
+
+def create_app(settings: Settings | None = None, guard: Any = None,
+               exchange: Any = None) -> FastAPI:
+    """Build the app.  ``guard`` (e.g. a keyword guard in tests) skips model loading;
+    ``exchange`` is the exchange classifier (default: ``settings.exchange_classifier`` or
+    the bundled one)."""
     settings = settings or Settings()
     metrics = Metrics()
     keys = settings.keys()
@@ -45,7 +58,8 @@ def create_app(settings: Settings | None = None, guard: Any = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         g = guard if guard is not None else await asyncio.to_thread(build_guard, settings)
-        service = GuardService(settings, g, metrics, load_hint=active)
+        ex = exchange if exchange is not None else await asyncio.to_thread(_load_exchange, settings)
+        service = GuardService(settings, g, metrics, load_hint=active, exchange=ex)
         await service.start()
         app.state.service = service
         log.info("guard ready: %s (%s)", g.model_id, service.info.name)
@@ -57,8 +71,8 @@ def create_app(settings: Settings | None = None, guard: Any = None) -> FastAPI:
 
     app = FastAPI(title="HaloGuard", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, redoc_url=None,
-                  openapi_tags=[{"name": "classify"}, {"name": "openai"}, {"name": "jobs"},
-                                {"name": "service"}])
+                  openapi_tags=[{"name": "classify"}, {"name": "monitor"}, {"name": "openai"},
+                                {"name": "jobs"}, {"name": "service"}])
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = None

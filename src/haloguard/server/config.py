@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     canonicalize: bool = True
     window_length: int | None = Field(None, ge=1)
     window_stride: int | None = Field(None, ge=1)
+    # -- output side (exchange classifier: /v1/classify with an assistant turn, /v1/monitor)
+    exchange_classifier: str | None = Field(
+        None, description="exchange classifier directory (`haloguard train exchange`); "
+                          "default: the bundled proxy-trained one")
+    exchange_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="unsafe-compliance block threshold (default: the "
+                                          "classifier's calibrated one)")
     # -- micro-batching and limits ---------------------------------------------------
     batching: bool = Field(True, description="gather concurrent requests into batches")
     max_batch_size: int = Field(32, ge=1, le=4096, description="items scored together")
@@ -89,7 +96,7 @@ class Settings(BaseSettings):
         return v
 
     @field_validator("model", "backend", "constitution", "calibration", "cascade", "template",
-                     "device", "dtype")
+                     "device", "dtype", "exchange_classifier")
     @classmethod
     def _blank_is_none(cls, v: str | None) -> str | None:
         return v.strip() or None if isinstance(v, str) else v

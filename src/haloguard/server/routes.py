@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from haloguard.errors import InputError
@@ -15,7 +15,7 @@ from haloguard.server.errors import ApiError, validation_message
 from haloguard.server.schemas import (BatchClassifyRequest, BatchClassifyResponse, ChatCompletionRequest,
                                       ChatCompletionResponse, ClassifyBody, ClassifyRequest,
                                       ErrorResponse, HealthResponse, JobRequest, JobResponse,
-                                      VerdictResponse)
+                                      MonitorRequest, MonitorResponse, VerdictResponse)
 from haloguard.server.service import GuardService
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -70,7 +70,7 @@ async def classify(body: Annotated[ClassifyBody, Body()], svc: Service) -> Respo
         (verdict,), n = await svc.classify([(conv, body.threshold)])
         if isinstance(verdict, Exception):
             raise verdict
-        return JSONResponse(svc.render(verdict, n))
+        return JSONResponse(svc.render(verdict, n, conv))
     raw, default_thr = ((body.inputs, body.threshold) if isinstance(body, BatchClassifyRequest)
                         else (body, None))
     limit = svc.settings.max_batch_items
@@ -96,9 +96,9 @@ async def classify(body: Annotated[ClassifyBody, Body()], svc: Service) -> Respo
             results[i] = svc.render_item_error(exc, i)
     if good:
         scored, n = await svc.classify([(c, t) for _, c, t in good])
-        for (i, _, _), r in zip(good, scored):
+        for (i, c, _), r in zip(good, scored):
             results[i] = (svc.render_item_error(r, i) if isinstance(r, Exception)
-                          else svc.render(r, n))
+                          else svc.render(r, n, c))
     return JSONResponse({"results": results})
 
 
@@ -118,6 +118,91 @@ async def chat_completions(req: ChatCompletionRequest, svc: Service) -> Response
     if isinstance(verdict, Exception):
         raise verdict
     return JSONResponse(svc.chat_completion(verdict, conv, req.model, n))
+
+
+MONITOR_DESCRIPTION = """Output-side monitoring: is the assistant's answer (so far) unsafe
+compliance with the request?  Stateless, so a proxy that relays a model's stream can call it
+as the text grows:
+
+* `{"messages": [...user turn], "response": "<text so far>"}` - one check;
+* `{"messages": [...], "chunks": ["delta", ...], "check_every_chars": 64}` - cumulative
+  checks after the chunks (at least `check_every_chars` new characters apart; the last chunk
+  is always checked), stopping at the first refusal;
+* a trailing assistant turn in `messages` is the same as `response`.
+
+`decision` is `refuse` when the exchange classifier's unsafe-compliance probability reaches
+the threshold: stop relaying and show `refusal`.  With `chunks` and `stream: true` the
+answer is `text/event-stream`: an `event: check` per check and an `event: done` whose data
+is the JSON below."""
+
+
+def _monitor_response(svc: GuardService, req: MonitorRequest, checks: list[dict[str, Any]]
+                      ) -> dict[str, Any]:
+    from haloguard.monitor.generate import DEFAULT_REFUSAL
+
+    last = checks[-1]
+    refused = last["decision"] == "refuse"
+    return {"decision": last["decision"], "refused": refused, "final": req.final,
+            "checked_chars": last["chars"], "refusal": DEFAULT_REFUSAL if refused else None,
+            "checks": checks, "exchange": last["exchange"]}
+
+
+#: one server-sent event of /v1/monitor (stream=true); ``data`` is a JSON document
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["event", "data"],
+    "properties": {"event": {"type": "string", "enum": ["check", "done"]},
+                   "data": {"type": "string", "contentMediaType": "application/json",
+                            "description": "check: a MonitorCheck; done: a MonitorResponse"}}}
+
+
+def _sse(event: str, data: Any) -> str:
+    import json
+
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@router.post(
+    "/v1/monitor", tags=["monitor"], response_model=MonitorResponse,
+    responses={**COMMON_ERRORS, 200: {"description": "the checks (JSON), or server-sent "
+                                                     "events with stream=true",
+                                      "content": {"text/event-stream": {
+                                          "schema": SSE_EVENT_SCHEMA}}}},
+    summary="Check an assistant response (or its stream of chunks) against its prompt",
+    description=MONITOR_DESCRIPTION)
+async def monitor(req: MonitorRequest, svc: Service) -> Response:
+    import asyncio
+
+    conv = to_conversation(messages=[m.plain() for m in req.messages])
+    if req.chunks is not None:
+        chunks, every = list(req.chunks), req.check_every_chars
+    else:
+        text = req.response if req.response is not None else conv[-1]["content"]
+        chunks, every = [text], 0
+    if conv[-1]["role"] == "assistant":
+        conv = conv[:-1]
+    if not req.stream:
+        checks = await asyncio.to_thread(svc.monitor_checks, conv, chunks, every, req.threshold)
+        return JSONResponse(_monitor_response(svc, req, checks))
+    if svc.exchange is None:
+        raise ApiError(503, "no exchange classifier is loaded", "not_ready")
+
+    async def events() -> Any:
+        checks: list[dict[str, Any]] = []
+        start, done = 0, 0
+        while start < len(chunks):
+            step = await asyncio.to_thread(svc.monitor_checks, conv, chunks, every,
+                                           req.threshold, start, start + 1, done)
+            start += 1
+            for c in step:
+                checks.append(c)
+                done = c["chars"]
+                yield _sse("check", c)
+            if checks and checks[-1]["decision"] == "refuse":
+                break
+        yield _sse("done", _monitor_response(svc, req, checks))
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})
 
 
 @router.post(

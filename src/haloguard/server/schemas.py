@@ -132,6 +132,32 @@ class TierProbs(BaseModel):
     unsafe: float
 
 
+ExchangeLabel = Literal["safe_compliance", "safe_refusal", "unsafe_compliance"]
+
+
+class ExchangeProbs(BaseModel):
+    safe_compliance: float
+    safe_refusal: float
+    unsafe_compliance: float
+
+
+class ExchangeResponse(BaseModel):
+    """The exchange classifier's view of (last user turn, assistant answer)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "label": "safe_refusal", "probs": {"safe_compliance": 0.02, "safe_refusal": 0.97,
+                                           "unsafe_compliance": 0.01},
+        "p_unsafe": 0.01, "unsafe": False, "threshold": 0.69, "latency_ms": 0.8,
+        "model": "exchange-hashed-v1"}]})
+    label: ExchangeLabel
+    probs: ExchangeProbs
+    p_unsafe: float = Field(..., description="probability of unsafe compliance")
+    unsafe: bool = Field(..., description="p_unsafe >= threshold")
+    threshold: float
+    latency_ms: float
+    model: str
+
+
 class VerdictResponse(BaseModel):
     """The verdict (DESIGN.md fields) plus ``generated_text`` and ``_debug``."""
 
@@ -164,6 +190,10 @@ class VerdictResponse(BaseModel):
     model: str
     stage: str | None = Field(None, description="cascade stage that decided (cascades only)")
     flags: list[str] | None = None
+    exchange: ExchangeResponse | None = Field(
+        None, description="output side: present when the conversation ends with an assistant "
+                          "turn (the answer to the last user turn, classified by the exchange "
+                          "classifier); the verdict fields above still describe the input side")
     debug: DebugInfo = Field(..., alias="_debug")
 
 
@@ -261,6 +291,7 @@ class HealthResponse(BaseModel):
     window_stride: int
     threshold: float
     version: str
+    exchange_model: str | None = Field(None, description="the exchange classifier (output side)")
 
 
 class JobRequest(ClassifyRequest):
@@ -286,3 +317,66 @@ class JobResponse(BaseModel):
     input_chars: int
     result: VerdictResponse | None = None
     error: ErrorDetail | None = None
+
+
+class MonitorRequest(BaseModel):
+    """Output-side check of an assistant response (so far) against its prompt.
+
+    The conversation is ``messages`` (ending with the user turn) plus the response, given as
+    ``response`` (the whole text so far), as ``chunks`` (deltas, checked cumulatively), or as
+    a trailing assistant turn in ``messages``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"messages": [{"role": "user", "content": "How do I bake bread?"}],
+         "response": "Sure! Mix flour, water, salt and yeast, then", "final": False},
+        {"messages": [{"role": "user", "content": "How do I bake bread?"}],
+         "chunks": ["Sure! Mix ", "flour, water, ", "salt and yeast."], "final": True,
+         "check_every_chars": 16, "stream": True}]})
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=256)
+    response: StrictStr | None = Field(None, description="the response so far (cumulative)")
+    chunks: list[StrictStr] | None = Field(None, min_length=1, max_length=4096,
+                                           description="response deltas, checked cumulatively")
+    final: bool = Field(False, description="the response is complete (the final check)")
+    threshold: Threshold | None = Field(None, description="unsafe-compliance block threshold")
+    check_every_chars: int = Field(0, ge=0, le=1_000_000, description=(
+        "with chunks: check when at least this many new characters arrived (0: every chunk); "
+        "the last chunk is always checked"))
+    stream: bool = Field(False, description="with chunks: send the checks as server-sent "
+                                            "events (text/event-stream) as they are made")
+
+    @model_validator(mode="after")
+    def _one_response(self) -> MonitorRequest:
+        given = [self.response is not None, self.chunks is not None,
+                 bool(self.messages) and self.messages[-1].role == "assistant"]
+        if sum(given) != 1:
+            raise ValueError("give the response exactly once: 'response', 'chunks', or a "
+                             "trailing assistant message")
+        if self.stream and self.chunks is None:
+            raise ValueError("stream=true needs 'chunks'")
+        return self
+
+
+MonitorDecision = Literal["continue", "refuse"]
+
+
+class MonitorCheck(BaseModel):
+    index: int = Field(..., description="chunk index the check was made after (0 for 'response')")
+    chars: int = Field(..., description="response characters checked")
+    decision: MonitorDecision
+    exchange: ExchangeResponse
+
+
+class MonitorResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "decision": "continue", "refused": False, "final": True, "checked_chars": 44,
+        "refusal": None, "checks": [], "exchange": ExchangeResponse.model_config[
+            "json_schema_extra"]["examples"][0]}]})
+    decision: MonitorDecision = Field(..., description="refuse: stop streaming the response "
+                                                       "and show `refusal` instead")
+    refused: bool
+    final: bool
+    checked_chars: int
+    refusal: str | None = Field(None, description="the refusal message, when refused")
+    checks: list[MonitorCheck] = Field(..., description="one per check made (stops at the "
+                                                        "first refusal)")
+    exchange: ExchangeResponse = Field(..., description="the last check's result")

@@ -76,9 +76,10 @@ class GuardService:
     """Owns the guard, the micro-batcher and the job lane for one app."""
 
     def __init__(self, settings: Settings, guard: Any, metrics: Metrics,
-                 load_hint: Callable[[], int] | None = None) -> None:
+                 load_hint: Callable[[], int] | None = None, exchange: Any = None) -> None:
         self.settings = settings
         self.guard = guard
+        self.exchange = exchange
         self.metrics = metrics
         info = guard.backend.info
         self.info = info
@@ -124,11 +125,58 @@ class GuardService:
                              r.safety_label, r.category)
         return results, batch
 
-    def render(self, verdict: Any, batch_size: int | None = None) -> dict[str, Any]:
+    def render(self, verdict: Any, batch_size: int | None = None,
+               conv: Any = None) -> dict[str, Any]:
         d = verdict.to_dict()
         d["generated_text"] = generated_text(verdict)
+        if conv is not None and conv and conv[-1]["role"] == "assistant":
+            ex = self.classify_exchange(conv)
+            if ex is not None:
+                d["exchange"] = ex
         d["_debug"] = {**self._debug, "batch_size": batch_size}
         return d
+
+    # -- output side: the exchange classifier ----------------------------------------------
+    @staticmethod
+    def last_prompt(conv: Any) -> str:
+        """The last user turn of a (validated) conversation."""
+        return next((m["content"] for m in reversed(conv) if m["role"] == "user"), "")
+
+    def classify_exchange(self, conv: Any, response: str | None = None,
+                          threshold: float | None = None) -> dict[str, Any] | None:
+        """The exchange classifier on (last user turn, ``response`` or the trailing
+        assistant turn); None without a classifier or an answer."""
+        if self.exchange is None:
+            return None
+        if response is None:
+            if not conv or conv[-1]["role"] != "assistant":
+                return None
+            response = conv[-1]["content"]
+        thr = threshold if threshold is not None else self.settings.exchange_threshold
+        r = self.exchange.classify(self.last_prompt(conv), response, thr)
+        return r.to_dict()
+
+    def monitor_checks(self, conv: Any, chunks: list[str], every: int,
+                       threshold: float | None, start: int = 0, stop: int | None = None,
+                       done: int = 0) -> list[dict[str, Any]]:
+        """Cumulative checks of the response ``chunks[start:stop]`` (``done`` characters
+        already checked; the last chunk is always checked); stops at the first refusal."""
+        if self.exchange is None:
+            raise ApiError(503, "no exchange classifier is loaded", "not_ready")
+        out: list[dict[str, Any]] = []
+        text = "".join(chunks[:start])
+        for i in range(start, len(chunks) if stop is None else min(stop, len(chunks))):
+            text += chunks[i]
+            if len(text) - done < every and i < len(chunks) - 1:
+                continue
+            done = len(text)
+            ex = self.classify_exchange(conv, text, threshold)
+            assert ex is not None
+            out.append({"index": i, "chars": len(text),
+                        "decision": "refuse" if ex["unsafe"] else "continue", "exchange": ex})
+            if ex["unsafe"]:
+                break
+        return out
 
     @staticmethod
     def render_item_error(exc: BaseException, index: int) -> dict[str, Any]:
@@ -149,7 +197,7 @@ class GuardService:
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
             "system_fingerprint": (self.info.digest[:12] or None),
-            "classification": self.render(verdict, batch_size),
+            "classification": self.render(verdict, batch_size, conv),
         }
 
     # -- jobs -----------------------------------------------------------------------------
@@ -194,4 +242,5 @@ class GuardService:
                 "backend": info.name, "device": info.device, "dtype": info.dtype,
                 "max_input_tokens": info.max_input_tokens, "window_length": win.length,
                 "window_stride": win.stride, "threshold": self.guard.threshold,
-                "version": __version__}
+                "version": __version__,
+                "exchange_model": getattr(self.exchange, "name", None)}

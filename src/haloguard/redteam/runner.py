@@ -209,7 +209,8 @@ class RedteamResult:
         out: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for a in self.bypasses():
             if len(out[a.attack]) < k:
-                text = a.text if len(a.text) <= max_chars else a.text[:max_chars] + " …"
+                text = a.text if len(a.text) <= max_chars else (
+                    a.text[:max_chars // 3] + " … " + a.text[-(2 * max_chars) // 3:])
                 out[a.attack].append({"prompt_id": a.prompt_id, "category": a.category,
                                       "p_unsafe": round(a.p_unsafe, 4), "seed": a.seed,
                                       "text": text})

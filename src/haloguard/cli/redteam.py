@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from haloguard.cli.attacks import add_paraphrase_options, options_from_args
@@ -89,6 +90,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     lp.add_argument("--base-data", default=None,
                     help="training corpus dir with train.jsonl/val.jsonl (default: build it "
                          "with `haloguard data build`)")
+    lp.add_argument("--trainer-args", default="",
+                    help="extra arguments for `haloguard train embedded`, one string "
+                         "(e.g. \"--cache runs/embcache --threads 2\")")
     lp.add_argument("--seed", type=int, default=0)
     lp.add_argument("--out", required=True, help="loop directory")
     lp.add_argument("--no-progress", action="store_true")
@@ -172,6 +176,7 @@ def run_loop_cmd(args: argparse.Namespace) -> int:
         eval_benign_limit=args.eval_benign_limit, eval_suite=args.eval_suite,
         base_data=args.base_data, guard=args.guard, threshold=args.threshold,
         options=options_from_args(args), progress=not args.no_progress,
+        trainer_args=tuple(shlex.split(args.trainer_args)),
     )
     try:
         log = run_loop(cfg)

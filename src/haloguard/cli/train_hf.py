@@ -158,3 +158,16 @@ def _run_seqcls(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps({k: summary[k] for k in ("n_train", "steps", "train_s", "val", "threshold")}))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m haloguard.cli.train_hf generative|seqcls ...`` (same as ``haloguard train``)."""
+    parser = argparse.ArgumentParser(prog="python -m haloguard.cli.train_hf")
+    kinds = parser.add_subparsers(dest="train_kind", metavar="KIND", required=True)
+    add_subcommands(kinds)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

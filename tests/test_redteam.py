@@ -236,6 +236,8 @@ def test_cli_loop_validates(tmp_path, capsys):
     assert main(["redteam", "loop", "--train-data", "harmbench", "--rounds", "1",
                  "--out", str(tmp_path), "--guard", "keyword"]) == 2
     assert "evaluation set" in capsys.readouterr().err
+    assert main(["redteam", "loop", "--train-opt", "epochs", "--out", str(tmp_path)]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
 
 
 def test_suite_metrics_reader(tmp_path):
@@ -246,3 +248,21 @@ def test_suite_metrics_reader(tmp_path):
         "sets": {"harmbench": {"guards": {"g": {"recall": 0.9, "fpr": None}}}}}))
     m = _suite_metrics(tmp_path)
     assert m["pooled"]["fpr"] == 0.02 and m["sets"]["harmbench"] == {"recall": 0.9}
+
+
+def test_train_option_coercion():
+    from dataclasses import dataclass
+
+    from haloguard.redteam.loop import _coerce
+
+    @dataclass
+    class Cfg:
+        epochs: int = 6
+        lr: float = 0.1
+        use_embedding: bool = True
+        pos_weight: float | None = None
+
+    got = _coerce(Cfg, {"epochs": "2", "lr": "0.5", "use_embedding": "false", "pos_weight": "3"})
+    assert got == {"epochs": 2, "lr": 0.5, "use_embedding": False, "pos_weight": 3.0}
+    with pytest.raises(InputError, match="did you mean 'epochs'"):
+        _coerce(Cfg, {"epoch": "2"})

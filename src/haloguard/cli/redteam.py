@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 
 from haloguard.cli.attacks import add_paraphrase_options, options_from_args
@@ -90,15 +89,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     lp.add_argument("--base-data", default=None,
                     help="training corpus dir with train.jsonl/val.jsonl (default: build it "
                          "with `haloguard data build`)")
-    lp.add_argument("--trainer-args", default="",
-                    help="extra arguments for `haloguard train embedded`, one string "
-                         "(e.g. \"--cache runs/embcache --threads 2\")")
+    lp.add_argument("--train-opt", action="append", default=[], metavar="KEY=VALUE",
+                    help="TrainConfig field for the retraining (repeat), e.g. epochs=4 or "
+                         "use_embedding=false")
+    lp.add_argument("--train-cache", default=None,
+                    help="embedding cache dir for the retraining (speeds up rounds 2+)")
     lp.add_argument("--seed", type=int, default=0)
     lp.add_argument("--out", required=True, help="loop directory")
     lp.add_argument("--no-progress", action="store_true")
     _add_guard_options(lp)
     add_paraphrase_options(lp)
     lp.set_defaults(func=run_loop_cmd)
+
+
+def _kv(opt: str) -> tuple[str, str]:
+    key, sep, value = opt.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--train-opt wants KEY=VALUE, got {opt!r}")
+    return key.strip(), value.strip()
 
 
 def _split(spec: str | None) -> list[str]:
@@ -167,6 +175,10 @@ def run_loop_cmd(args: argparse.Namespace) -> int:
         return fail("--rounds must be >= 1")
     if args.sample < 1:
         return fail("--sample must be >= 1")
+    try:
+        train_options = dict(_kv(o) for o in args.train_opt)
+    except ValueError as exc:
+        return fail(str(exc))
     cfg = LoopConfig(
         out_dir=args.out, rounds=args.rounds, sample=args.sample, seed=args.seed,
         attacks=args.attacks, holdout_classes=tuple(_split(args.holdout_classes)),
@@ -176,7 +188,7 @@ def run_loop_cmd(args: argparse.Namespace) -> int:
         eval_benign_limit=args.eval_benign_limit, eval_suite=args.eval_suite,
         base_data=args.base_data, guard=args.guard, threshold=args.threshold,
         options=options_from_args(args), progress=not args.no_progress,
-        trainer_args=tuple(shlex.split(args.trainer_args)),
+        train_options=train_options, train_cache=args.train_cache,
     )
     try:
         log = run_loop(cfg)

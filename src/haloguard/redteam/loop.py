@@ -62,7 +62,8 @@ class LoopConfig:
     options: AttackOptions = field(default_factory=AttackOptions)
     progress: bool = False
     batch_size: int = 32
-    trainer_args: tuple[str, ...] = ()
+    train_options: dict[str, str] = field(default_factory=dict)
+    train_cache: str | Path | None = None
     allow_eval_mining: bool = False  # only for tests/experiments; reported numbers must not
 
 
@@ -250,16 +251,48 @@ def merge_overlay(base_dir: Path, overlay_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def make_default_trainer(extra_args: Sequence[str] = ()) -> Trainer:
-    """``haloguard train embedded --data DIR --out DIR [extra args, e.g. --cache DIR]``."""
-    def train(data_dir: Path, out_dir: Path) -> Path:
-        _cli("train", "embedded", "--data", str(data_dir), "--out", str(out_dir), *extra_args)
+def make_default_trainer(overrides: dict[str, str] | None = None,
+                         cache_dir: str | Path | None = None,
+                         log: Callable[[str], None] | None = None) -> Trainer:
+    """Retrain the embedded model through the trainer API
+    (``haloguard.train.embedded.train``); ``overrides`` set ``TrainConfig`` fields by name
+    (strings are converted to each field's type), ``cache_dir`` is its embedding cache."""
+    overrides = dict(overrides or {})
+
+    def train_(data_dir: Path, out_dir: Path) -> Path:
+        from haloguard.train.embedded import TrainConfig, train
+
+        cfg = TrainConfig(**_coerce(TrainConfig, overrides))
+        train(data_dir, out_dir, cfg, cache_dir=cache_dir,
+              log=log or (lambda m: print(f"haloguard train: {m}", file=sys.stderr)))
         return out_dir
 
-    return train
+    return train_
 
 
-default_trainer = make_default_trainer()
+def _coerce(cls: Any, overrides: dict[str, str]) -> dict[str, Any]:
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out: dict[str, Any] = {}
+    for key, raw in overrides.items():
+        if key not in fields:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InputError(f"unknown training option {key!r}{hint}")
+        default = getattr(cls(), key)
+        if isinstance(default, bool):
+            val: Any = str(raw).lower() in ("1", "true", "yes", "on")
+        elif isinstance(default, int):
+            val = int(raw)
+        elif isinstance(default, float) or default is None:
+            val = float(raw)
+        else:
+            val = raw
+        out[key] = val
+    return out
 
 
 def make_default_guard_factory(guard: str, threshold: float | None) -> GuardFactory:
@@ -356,7 +389,7 @@ def run_loop(
         train_harm = [p for p in train_harm if _norm(p.text) not in overlap]
 
     builder = builder or make_default_builder(cfg.base_data, out, cfg.seed)
-    trainer = trainer or make_default_trainer(cfg.trainer_args)
+    trainer = trainer or make_default_trainer(cfg.train_options, cfg.train_cache)
     guard_factory = guard_factory or make_default_guard_factory(cfg.guard, cfg.threshold)
     if suite_runner is None and cfg.eval_suite:
         suite_runner = default_suite_runner(cfg.eval_suite, cfg.eval_suite_max_per_set)

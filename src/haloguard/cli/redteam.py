@@ -102,6 +102,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     lp.set_defaults(func=run_loop_cmd)
 
 
+def _eval_sources(names: set[str]) -> set[str]:
+    """The names among ``names`` that are evaluation-role data sources."""
+    try:
+        from haloguard.data.sources import load_registry
+
+        reg = load_registry()
+    except Exception:  # noqa: BLE001 - no data layer: nothing known to be evaluation-only
+        return set()
+    return {n for n in names if n in reg and reg[n].role == "eval"}
+
+
 def _kv(opt: str) -> tuple[str, str]:
     key, sep, value = opt.partition("=")
     if not sep or not key.strip():
@@ -157,6 +168,13 @@ def run_redteam_cmd(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, progress=not args.no_progress)
     summary = write_report(result, args.out)
     records = bypass_records(result, benign_pool=[*pool, *benign], options=opts)
+    eval_sources = _eval_sources({p.source for p in harmful} | {p.source for p in benign})
+    if eval_sources:
+        for r in records:
+            r["meta"]["provenance"]["eval_only"] = True
+        print(f"haloguard redteam: note: {', '.join(sorted(eval_sources))} are evaluation sets; "
+              "bypasses.jsonl rows are marked eval_only and must not be folded into training "
+              "(mine training prompts with `haloguard redteam loop`)", file=sys.stderr)
     stats = write_records(records, f"{args.out}/bypasses.jsonl")
     print(markdown_table(summary))
     ov = summary["overall"]

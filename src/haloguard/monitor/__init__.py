@@ -9,11 +9,30 @@
 
 from __future__ import annotations
 
-from haloguard.monitor.exchange import (LABELS, ExchangeClassifier, ExchangeResult,
-                                        load_exchange_classifier, train_exchange)
-from haloguard.monitor.generate import (DEFAULT_REFUSAL, GuardConfig, GuardedResult,
-                                        guarded_generate, plain_generate)
+from haloguard.monitor.exchange import (
+                                        LABELS,
+                                        ExchangeClassifier,
+                                        ExchangeResult,
+                                        load_exchange_classifier,
+                                        train_exchange,
+)
+from haloguard.monitor.generate import (
+                                        DEFAULT_REFUSAL,
+                                        GuardConfig,
+                                        GuardedResult,
+                                        guarded_generate,
+                                        plain_generate,
+)
 
-__all__ = ["LABELS", "DEFAULT_REFUSAL", "ExchangeClassifier", "ExchangeResult", "GuardConfig",
-           "GuardedResult", "guarded_generate", "load_exchange_classifier", "plain_generate",
-           "train_exchange"]
+__all__ = [
+                                        "DEFAULT_REFUSAL",
+                                        "LABELS",
+                                        "ExchangeClassifier",
+                                        "ExchangeResult",
+                                        "GuardConfig",
+                                        "GuardedResult",
+                                        "guarded_generate",
+                                        "load_exchange_classifier",
+                                        "plain_generate",
+                                        "train_exchange",
+]

@@ -262,7 +262,7 @@ def train_exchange(rows: Sequence[dict[str, Any]], *, bits: int = 16, c: float =
 
         pick = pick_threshold(yv, pv[:, UNSAFE], max_benign_block)
         thr = pick["threshold"]
-        val = {"n_val": int(len(vrows)), "n_val_full": int(full.sum()),
+        val = {"n_val": len(vrows), "n_val_full": int(full.sum()),
                "accuracy": float(np.mean(pv.argmax(1) == yv)),
                "accuracy_full": float(np.mean(pv[full].argmax(1) == yv[full])),
                "auroc_unsafe": auroc(yv == UNSAFE, pv[:, UNSAFE]), **pick}

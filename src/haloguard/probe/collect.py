@@ -77,8 +77,12 @@ def load_lm(model: str, device: str | None = None, dtype: str | None = None,
     """Load any HF causal LM the backends can (``pkg:``, a directory, a ``.gguf``, a hub id)."""
     import torch
 
-    from haloguard.backends.hf_loading import (load_causal_lm, load_tokenizer, locate,
-                                               resolve_device_dtype)
+    from haloguard.backends.hf_loading import (
+        load_causal_lm,
+        load_tokenizer,
+        locate,
+        resolve_device_dtype,
+    )
 
     path, gguf = locate(model, gguf_file)
     dev, dt = resolve_device_dtype(device, dtype)

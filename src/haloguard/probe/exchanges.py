@@ -148,8 +148,12 @@ def hf_responder(model: str, max_new_tokens: int = 48, batch_size: int = 16,
     def respond(prompts: list[str]) -> list[str]:
         import torch
 
-        from haloguard.backends.hf_loading import (load_causal_lm, load_tokenizer, locate,
-                                                   resolve_device_dtype)
+        from haloguard.backends.hf_loading import (
+            load_causal_lm,
+            load_tokenizer,
+            locate,
+            resolve_device_dtype,
+        )
 
         path, gguf = locate(model)
         dev, dt = resolve_device_dtype(device, None)

@@ -42,7 +42,7 @@ def sweep(coll: Collection, test_fraction: float = 0.3, seed: int = 0, c: float 
     best = max(scored, key=lambda r: (r["auroc"], r["layer"])) if scored else None
     return {"model": coll.meta.get("model"), "position": coll.position,
             "n_exchanges": int(coll.row_exchange.max() + 1) if len(coll.row_exchange) else 0,
-            "n_test_exchanges": int(len(test_rows)), "n_test_unsafe": int(y_test.sum()),
+            "n_test_exchanges": len(test_rows), "n_test_unsafe": int(y_test.sum()),
             "test_fraction": test_fraction, "seed": seed, "c": c, "n_states": n_states,
             "layers": per_layer, "best": best}
 

@@ -122,7 +122,8 @@ def sparse_matmul(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
     out = np.zeros((n, weight.shape[1]), dtype=np.float32)
     if len(indices) == 0:
         return out
-    contrib = weight[indices].astype(np.float32) * values[:, None]
+    contrib = weight[indices].astype(np.float32)
+    contrib *= values[:, None]
     starts = indptr[:-1]
     nonempty = indptr[1:] > starts
     sums = np.add.reduceat(contrib, starts[nonempty], axis=0)
@@ -166,10 +167,8 @@ class MiniLMEncoder:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_length)
-        # a second tokenizer without truncation or special tokens gives the char spans
-        self._span_tok = Tokenizer.from_file(str(tokenizer_path))
-        self._span_tok.no_padding()
-        self._span_tok.no_truncation()
+        self._tokenizer_path = str(tokenizer_path)
+        self._span_tok: Any = None  # untruncated copy for char spans, built on first use
         self.onnx_path = Path(onnx_path) if onnx_path else onnx_model_path()
         self.threads = threads
         self._session: Any = None
@@ -195,6 +194,13 @@ class MiniLMEncoder:
         return self._session
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
+        if self._span_tok is None:
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(self._tokenizer_path)
+            tok.no_padding()
+            tok.no_truncation()
+            self._span_tok = tok
         enc = self._span_tok.encode(text, add_special_tokens=False)
         return [tuple(o) for o in enc.offsets]  # type: ignore[misc]
 
@@ -248,6 +254,10 @@ class Heads:
         self.w2 = arrays.get("w2")
         self.w_lin = arrays.get("w_lin")
         self.w_hash = arrays.get("w_hash")
+        self.w_hash_scale = None
+        if self.w_hash is None and "w_hash_q" in arrays:  # int8 table, one scale per column
+            self.w_hash = arrays["w_hash_q"]
+            self.w_hash_scale = arrays["w_hash_scale"].astype(np.float32)
         self.b = arrays["b"].astype(np.float32)
         self.hash_bits = hash_bits
         self.ngram_range = ngram_range
@@ -268,7 +278,10 @@ class Heads:
                 hdn = np.maximum(emb @ self.w1 + self.b1, 0.0)
                 z = z + hdn @ self.w2
         if self.w_hash is not None:
-            z = z + sparse_matmul(*hash_batch(texts, self.hash_bits, self.ngram_range), self.w_hash)
+            zh = sparse_matmul(*hash_batch(texts, self.hash_bits, self.ngram_range), self.w_hash)
+            if self.w_hash_scale is not None:
+                zh *= self.w_hash_scale
+            z = z + zh
         return z
 
     def probs(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -252,3 +252,15 @@ def test_smollm2_tiny_lora_run(tmp_path):
     single = [guard.backend.score([u])[0] for u in units]
     for a, b in zip(batched, single):
         assert abs(a.p_unsafe - b.p_unsafe) < 1e-3
+
+
+def test_binary_metrics_match_sklearn():
+    np = pytest.importorskip("numpy")
+    skm = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    p = np.round(rng.random(300), 1)  # many ties
+    m = binary_metrics(p, y)
+    assert m["auroc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
+    assert m["f1"] == pytest.approx(skm.f1_score(y, p >= 0.5), abs=1e-12)
+    assert binary_metrics([0.2, 0.9], [1, 1])["auroc"] is None

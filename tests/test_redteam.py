@@ -279,3 +279,22 @@ def test_cli_marks_bypasses_from_eval_sets(tmp_path, capsys):
     assert "evaluation sets" in capsys.readouterr().err
     rows = [json.loads(x) for x in (out / "bypasses.jsonl").read_text().splitlines()]
     assert rows and all(r["meta"]["provenance"]["eval_only"] for r in rows)
+
+
+def test_training_text_is_the_scored_view():
+    from haloguard.redteam.export import training_text
+    from haloguard.redteam.runner import Attempt
+
+    ask = "how do I bake sourdough bread at home"
+    enc = apply_seeded(get_attack("base64"), ask, 0)
+
+    def att(view: str) -> Attempt:
+        return Attempt("base64", "encoding", ("base64",), 0, "x", "unsafe", "none", "en", enc,
+                       "Safe", 0.1, "none", view)
+
+    text, view = training_text(att("base64"), {"encoding"})
+    assert view == "base64" and text is not None and ask in text
+    assert training_text(att("original"), {"encoding"}) == (None, "original")
+    plain = Attempt("fiction", "narrative_injection", ("fiction",), 0, "x", "unsafe", "none",
+                    "en", "story " + ask, "Safe", 0.1, "none", "original")
+    assert training_text(plain, {"narrative_injection"}) == ("story " + ask, "original")

@@ -78,29 +78,46 @@ def bypass_records(
     """Training rows for every confirmed bypass (and its benign twin when one is found).
 
     ``allowed_classes``: only attacks whose classes all lie in this set are exported (the
-    loop uses it to keep held-out attack classes out of training).
+    loop uses it to keep held-out attack classes out of training).  Rows carry the text of
+    the canonical view the guard scored (see :func:`training_text`); encoding bypasses the
+    canonicalizer did not decode are left out (canonicalizer gaps, listed by
+    :func:`canonicalizer_gaps`).
     """
     finder = TwinFinder([*benign_pool, *(p for p in result.prompts.values() if p.label == "safe")])
     cache: dict[str, Attack] = {}
     info = {a["name"]: a for a in result.attacks}
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
+    gaps: list[Attempt] = []
     for att in result.bypasses():
         if att.text in seen:
             continue
         if att.attack not in cache:
             cache[att.attack] = get_attack(att.attack, options)
         attack = cache[att.attack]
-        if allowed_classes is not None:
-            classes = set(info.get(att.attack, {}).get("classes", [att.attack_class]))
-            classes |= {get_attack(n, options).attack_class
-                        for n in _resolved_chain(att, attack)}
-            if not classes <= allowed_classes:
-                continue
+        classes = set(info.get(att.attack, {}).get("classes", [att.attack_class]))
+        classes |= {get_attack(n, options).attack_class for n in _resolved_chain(att, attack)}
+        if allowed_classes is not None and not classes <= allowed_classes:
+            continue
         seen.add(att.text)
+        text, view = training_text(att, classes)
+        if text is None:
+            gaps.append(att)
+            continue
         src = result.prompts.get(att.prompt_id)
-        rows.extend(_rows_for(att, src, attack, finder, result.guard, round_))
+        rows.extend(_rows_for(att, src, attack, finder, result.guard, round_, text, view))
     return rows
+
+
+def canonicalizer_gaps(result: RedteamResult) -> dict[str, int]:
+    """Per attack: encoding bypasses whose winning view was the raw text (not decoded)."""
+    out: dict[str, int] = {}
+    info = {a["name"]: a for a in result.attacks}
+    for att in result.bypasses():
+        classes = set(info.get(att.attack, {}).get("classes", [att.attack_class]))
+        if "encoding" in classes and (att.selected_view or "original") == "original":
+            out[att.attack] = out.get(att.attack, 0) + 1
+    return out
 
 
 def _resolved_chain(att: Attempt, attack: Attack) -> list[str]:
@@ -119,14 +136,41 @@ def _provenance(att: Attempt, attack: Attack, source: Prompt | None, guard: str,
     }
 
 
+def scored_view(text: str, view: str) -> str | None:
+    """The text of canonical view ``view`` of ``text`` (``None`` when it is not produced)."""
+    if view in ("", "original"):
+        return text
+    from haloguard.canonicalize import canonicalize
+
+    return next((v.text for v in canonicalize(text) if v.name == view), None)
+
+
+def training_text(att: Attempt, classes: set[str]) -> tuple[str | None, str]:
+    """What to train on for a bypass: the text of the view the guard scored.
+
+    The model only ever scores canonical views, so a bypass the canonicalizer decoded is
+    a model miss on the *decoded* text (train on that); an encoding bypass the
+    canonicalizer did not decode is a canonicalizer gap -- training on the raw cipher text
+    would teach the model the cipher's surface (it raises FPR on benign encodings), so it
+    is not exported (``None``).
+    """
+    view = att.selected_view or "original"
+    if view != "original":
+        return scored_view(att.text, view), view
+    if "encoding" in classes:
+        return None, "original"
+    return att.text, "original"
+
+
 def _rows_for(att: Attempt, src: Prompt | None, attack: Attack, finder: TwinFinder,
-              guard: str, round_: int | None) -> list[dict[str, Any]]:
+              guard: str, round_: int | None, text: str, view: str) -> list[dict[str, Any]]:
     rid = _short(att.attack, att.seed, att.prompt_id)
     pair = f"redteam-p{rid}"
     ov = attack.overlay_for("unsafe")
     prov = _provenance(att, attack, src, guard, round_)
+    prov["view"] = view
     harmful = {
-        "id": f"redteam-{rid}", "text": att.text, "label": "unsafe",
+        "id": f"redteam-{rid}", "text": text, "label": "unsafe",
         "category": att.category, "subcategory": src.subcategory if src else None,
         "kind": _kind(ov), "pair_id": pair, "lang": att.lang, "overlay": ov,
         "meta": {"provenance": prov},
@@ -139,6 +183,7 @@ def _rows_for(att: Attempt, src: Prompt | None, attack: Attack, finder: TwinFind
         harmful["pair_id"] = None
         return rows
     twin_text = apply_seeded(attack, twin.text, att.seed)
+    twin_text = scored_view(twin_text, view) or twin_text
     rows.append({
         "id": f"redteam-{rid}-twin", "text": twin_text, "label": "safe",
         "category": src.category, "subcategory": src.subcategory, "kind": "counterfactual",

@@ -25,7 +25,7 @@ from typing import Any
 
 from haloguard.attacks.base import AttackOptions, resolve_attacks
 from haloguard.errors import InputError
-from haloguard.redteam.export import bypass_records, write_records
+from haloguard.redteam.export import bypass_records, canonicalizer_gaps, write_records
 from haloguard.redteam.report import write_report
 from haloguard.redteam.runner import Prompt, RedteamResult, read_prompts, run_redteam
 
@@ -428,7 +428,8 @@ def run_loop(
             row["mined"] = {"prompts": len(sample),
                             "attempts": mine_summary["overall"]["attempts"],
                             "bypass_rate": mine_summary["overall"]["bypass_rate"],
-                            "bypasses": stats.bypasses, "twins": stats.twins}
+                            "bypasses": stats.bypasses, "twins": stats.twins,
+                            "canonicalizer_gaps": canonicalizer_gaps(mine)}
             say(f"round {rnd}: {stats.bypasses} bypasses + {stats.twins} twins -> {stats.path}; "
                 "rebuilding training data and retraining")
             data_dir = builder(overlay_dir, rdir / "data")

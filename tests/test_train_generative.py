@@ -264,3 +264,15 @@ def test_binary_metrics_match_sklearn():
     assert m["auroc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
     assert m["f1"] == pytest.approx(skm.f1_score(y, p >= 0.5), abs=1e-12)
     assert binary_metrics([0.2, 0.9], [1, 1])["auroc"] is None
+
+
+def test_calibration_on_separable_val_stays_finite(tmp_path):
+    from haloguard.calibration import load_calibration
+    from haloguard.train.generative import write_calibration
+
+    p = [0.001, 0.002, 0.003, 0.9, 0.95, 0.99]
+    doc = write_calibration(tmp_path, p, [0, 0, 0, 1, 1, 1], 0.05)
+    cal, thr = load_calibration(tmp_path / "calibration.json")
+    assert "clamped" in doc and 0 < thr < 1
+    assert all(0.0 <= cal(v) <= 1.0 for v in (0.0, 1e-9, 0.5, 1.0))
+    assert cal(0.99) >= thr > cal(0.003)

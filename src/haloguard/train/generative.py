@@ -166,18 +166,28 @@ def write_calibration(out: Path, p: Sequence[float], y: Sequence[int], target_fp
                       extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Temperature-calibrate p_unsafe on the validation split and set the threshold at
     ``target_fpr`` on the calibrated scores; write ``calibration.json``."""
-    from haloguard.calibration import IdentityCalibrator, fit_temperature, threshold_at_fpr
+    from haloguard.calibration import (
+        IdentityCalibrator, TemperatureCalibrator, fit_temperature, threshold_at_fpr,
+    )
 
     p_arr, y_arr = np.asarray(p, float), np.asarray(y, int)
+    clamped = False
     if 0 < y_arr.sum() < len(y_arr):
         cal = fit_temperature(p_arr, y_arr)
+        # a separable validation set drives the fit to a step function; bound it so the
+        # calibrated logit stays finite (|logit(p)| <= 14 -> |z| <= 240)
+        t = min(max(cal.temperature, 0.1), 100.0)
+        b = min(max(cal.bias, -10.0), 10.0)
+        if (t, b) != (cal.temperature, cal.bias):
+            cal, clamped = TemperatureCalibrator(temperature=t, bias=b), True
     else:
         cal = IdentityCalibrator()
     q = np.array([cal(float(v)) for v in p_arr])
     thr = float(min(max(threshold_at_fpr(q, y_arr, target_fpr), 1e-6), 1 - 1e-6))
     m = binary_metrics(q, y_arr, thr)
     doc = {"calibrator": cal.to_dict(), "threshold": thr, "target_fpr": target_fpr,
-           "fitted_on": "val", "n": len(p_arr), "val_at_threshold": m, **(extra or {})}
+           "fitted_on": "val", "n": len(p_arr), "clamped": clamped, "val_at_threshold": m,
+           **(extra or {})}
     (out / "calibration.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return doc
 

@@ -92,7 +92,6 @@ def load_lm(model: str, device: str | None = None, dtype: str | None = None,
     n_layers = getattr(cfg, "num_hidden_layers", None)
     if n_layers is None and hasattr(cfg, "get_text_config"):
         n_layers = cfg.get_text_config().num_hidden_layers
-    torch.set_grad_enabled(False)
     return LoadedLM(tok, lm, model, dev, str(dt).removeprefix("torch."), int(n_layers) + 1)
 
 

@@ -1,11 +1,8 @@
 """``haloguard train generative`` and ``haloguard train seqcls`` (extra ``train``).
 
-Hooked into ``haloguard train`` by ``haloguard.cli.train``'s ``TRAINERS`` table::
-
-    from haloguard.cli.train_hf import add_generative, add_seqcls
-    TRAINERS.update(generative=add_generative, seqcls=add_seqcls)
-
-(or ``add_subcommands(kinds)`` adds both).  Nothing heavy is imported until a command runs.
+Hooked into ``haloguard train`` through ``haloguard.cli.train.HOOKS``, which calls
+``add_subcommands(kinds)``; also runnable as ``python -m haloguard.cli.train_hf``.
+Nothing heavy is imported until a command runs.
 """
 
 from __future__ import annotations

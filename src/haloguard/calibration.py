@@ -56,6 +56,7 @@ class TemperatureCalibrator:
 
     def __call__(self, p: float) -> float:
         z = (float(_logit(np.asarray(p))) + self.bias) / self.temperature
+        z = min(max(z, -700.0), 700.0)  # exp() overflows past ~709
         return float(1.0 / (1.0 + math.exp(-z)))
 
     def to_dict(self) -> dict[str, Any]:

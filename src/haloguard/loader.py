@@ -27,12 +27,16 @@ def load_guard(
     """Load a guard.
 
     ``model`` is a registry name (default ``"embedded"``), a local path, a hub id or an
-    ``http(s)://`` URL of a remote guard; ``backend`` overrides detection.  Extra keyword
+    ``http(s)://`` URL of a remote guard; ``backend`` overrides detection.  A model
+    directory holding a ``calibration.json`` (written by ``haloguard train``) gets that
+    calibrator and threshold unless ``calibration``/``threshold`` are given.  Extra keyword
     arguments go to the backend (e.g. ``device``, ``dtype``, ``template``).
     """
     cons = constitution if isinstance(constitution, Constitution) else load_constitution(constitution)
     be = create_backend(model, backend, constitution=cons, **backend_kwargs)
     cal = None
+    if calibration is None and model and Path(model).is_dir() and (Path(model) / "calibration.json").exists():
+        calibration = Path(model) / "calibration.json"  # written by `haloguard train ...`
     if calibration is not None:
         cal, cal_thr = load_calibration(calibration)
         if threshold is None:

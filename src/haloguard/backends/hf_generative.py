@@ -45,6 +45,9 @@ class HFGenerativeBackend(Backend):
         self.decode, self.decode_min_p, self.max_new_tokens = decode, decode_min_p, max_new_tokens
         self.model_name = model
         base = adapter_base(model) if Path(model).is_dir() else None
+        if base and base.get("template") and template == "haloguard":
+            template = base["template"]
+            self.template = get_template(template, constitution)
         if base is not None:
             from peft import PeftModel
 
@@ -97,13 +100,21 @@ class HFGenerativeBackend(Backend):
 
     # -- prompts ------------------------------------------------------------------------
     def _label_ids(self, words: tuple[str, ...]) -> set[int]:
+        """Token ids that start a label word.  Variants that are a single token are
+        preferred; the first piece of a multi-token variant (e.g. ``Un`` of ``Unsafe``)
+        counts only when no variant of that word is a single token."""
         ids: set[int] = set()
         for w in words:
+            single: set[int] = set()
+            first: set[int] = set()
             for variant in {w, w.lower(), w.capitalize()}:
                 for text in (variant, " " + variant):
                     toks = self.tokenizer.encode(text, add_special_tokens=False)
-                    if toks:
-                        ids.add(int(toks[0]))
+                    if len(toks) == 1:
+                        single.add(int(toks[0]))
+                    elif toks and self.tokenizer.decode(toks[:1]).strip():
+                        first.add(int(toks[0]))
+            ids |= single or first
         return ids
 
     def render(self, unit: Conversation) -> str:

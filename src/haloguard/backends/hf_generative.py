@@ -12,7 +12,7 @@ from haloguard.backends.base import Backend, BackendInfo, Conversation, Score
 from haloguard.backends.hf_loading import (
     adapter_base, load_causal_lm, load_tokenizer, locate, resolve_device_dtype,
 )
-from haloguard.backends.templates import Template, get_template
+from haloguard.backends.templates import Template, get_template, label_token_ids
 
 DECODE_MODES = ("auto", "always", "never")
 
@@ -100,22 +100,7 @@ class HFGenerativeBackend(Backend):
 
     # -- prompts ------------------------------------------------------------------------
     def _label_ids(self, words: tuple[str, ...]) -> set[int]:
-        """Token ids that start a label word.  Variants that are a single token are
-        preferred; the first piece of a multi-token variant (e.g. ``Un`` of ``Unsafe``)
-        counts only when no variant of that word is a single token."""
-        ids: set[int] = set()
-        for w in words:
-            single: set[int] = set()
-            first: set[int] = set()
-            for variant in {w, w.lower(), w.capitalize()}:
-                for text in (variant, " " + variant):
-                    toks = self.tokenizer.encode(text, add_special_tokens=False)
-                    if len(toks) == 1:
-                        single.add(int(toks[0]))
-                    elif toks and self.tokenizer.decode(toks[:1]).strip():
-                        first.add(int(toks[0]))
-            ids |= single or first
-        return ids
+        return label_token_ids(self.tokenizer, words)
 
     def render(self, unit: Conversation) -> str:
         """The exact text the model reads for ``unit`` (chat template + cue)."""

@@ -201,6 +201,20 @@ class LlamaGuardTemplate(Template):
         return Parsed(1.0, first, cats)
 
 
+def label_token_ids(tokenizer: Any, words: tuple[str, ...] | list[str]) -> set[int]:
+    """First-token ids of the label words, with and without a leading space and in
+    lower/capitalised forms (``unsafe`` may be ``uns``+``afe``, ``Unsafe`` ``Un``+``safe``).
+    The one rule shared by ``hf-generative`` scoring and ``haloguard train generative``."""
+    ids: set[int] = set()
+    for w in words:
+        for variant in {w, w.lower(), w.capitalize()}:
+            for text in (variant, " " + variant):
+                toks = tokenizer.encode(text, add_special_tokens=False)
+                if toks:
+                    ids.add(int(toks[0]))
+    return ids
+
+
 TEMPLATES: dict[str, type[Template]] = {
     t.name: t for t in (HaloGuardTemplate, Qwen3GuardTemplate, Seed004Template, LlamaGuardTemplate)
 }

@@ -76,15 +76,10 @@ def target_text(template: Any, label: str, category: str | None = None) -> str:
 
 
 def label_token_ids(tokenizer: Any, words: Iterable[str]) -> set[int]:
-    """First-token ids of the label words (same rule as ``hf-generative``)."""
-    ids: set[int] = set()
-    for w in words:
-        for variant in {w, w.lower(), w.capitalize()}:
-            for text in (variant, " " + variant):
-                toks = tokenizer.encode(text, add_special_tokens=False)
-                if toks:
-                    ids.add(int(toks[0]))
-    return ids
+    """First-token ids of the label words (the rule ``hf-generative`` uses)."""
+    from haloguard.backends.templates import label_token_ids as rule
+
+    return rule(tokenizer, tuple(words))
 
 
 def label_id_sets(tokenizer: Any, template: Any) -> tuple[list[int], list[int]]:

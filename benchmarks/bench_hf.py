@@ -3,7 +3,8 @@
     python benchmarks/bench_hf.py [--model smollm2-135m] [--n 48] [--cascade-n 300]
 
 1. Prompts/s scoring ``--n`` short prompts one at a time versus in batches of 16
-   (next-token scoring, ``decode="never"``), measured in one run; the ratio is the figure.
+   (next-token scoring, ``decode="never"``), with the shared-prefix KV cache off and on,
+   measured in one run; the ratios are the figures.
 2. Cascade ``embedded,<model>`` at a 10% escalation rate versus the second stage alone,
    on a sample of the offline evaluation suite (harmful + benign sets): wall time per
    prompt and F1/recall/FPR for both.  The band is the 10% of first-stage probabilities
@@ -49,7 +50,7 @@ def _metrics(y, pred):
 
 
 def sample_suite(n: int, seed: int = 0):
-    from haloguard.data.sources import load_source
+    from haloguard.data.loaders import load_source
 
     rng = random.Random(seed)
     harmful = [r for s in ("harmbench", "jbb_past_tense", "donotanswer") for r in load_source(s)]
@@ -104,16 +105,17 @@ def main() -> None:
     args = ap.parse_args()
     from haloguard import load_guard
 
-    guard = load_guard(args.model, decode="never", canonicalize=False)
-    runs = {b: [] for b in (1, 16)}
-    for _ in range(3):
-        for b in runs:
-            runs[b].append(throughput(guard, args.n, b))
-    one, sixteen = statistics.median(runs[1]), statistics.median(runs[16])
     print(f"### {args.model} on CPU, next-token scoring, {args.n} prompts, median of 3\n")
-    print("| batch | prompts/s |\n|---:|---:|")
-    print(f"| 1 | {one:.2f} |\n| 16 | {sixteen:.2f} |")
-    print(f"\nbatched / one-at-a-time = {sixteen / one:.2f}x")
+    print("| shared-prefix KV cache | batch 1 prompts/s | batch 16 prompts/s | batched / one-at-a-time |")
+    print("|---|---:|---:|---:|")
+    for cache in (False, True):
+        guard = load_guard(args.model, decode="never", canonicalize=False, prefix_cache=cache)
+        runs = {b: [] for b in (1, 16)}
+        for _ in range(3):
+            for b in runs:
+                runs[b].append(throughput(guard, args.n, b))
+        one, sixteen = statistics.median(runs[1]), statistics.median(runs[16])
+        print(f"| {'on' if cache else 'off'} | {one:.2f} | {sixteen:.2f} | {sixteen / one:.2f}x |")
     if not args.skip_cascade:
         cascade_cost(args.model, args.cascade_n)
 

@@ -88,3 +88,16 @@ def test_seqcls_backend(tiny_seqcls):
     sig = load_guard(str(tiny_seqcls), activation="sigmoid", canonicalize=False)
     assert sig.backend.activation == "sigmoid"
     assert 0.0 <= sig.classify("hello").p_unsafe <= 1.0
+
+
+def test_prefix_cache_matches_full_computation(tiny_lm):
+    cached = load_guard(str(tiny_lm), decode="never", canonicalize=False)
+    plain = load_guard(str(tiny_lm), decode="never", canonicalize=False, prefix_cache=False)
+    assert len(cached.backend._prefix_ids) > 16 and plain.backend._prefix_ids == []
+    units = [({"role": "user", "content": p},) for p in PROMPTS]
+    a = cached.backend.score(units)
+    b = plain.backend.score(units)
+    c = [cached.backend.score([u])[0] for u in units]  # single calls reuse the kept cache
+    for x, y, z in zip(a, b, c):
+        assert x.p_unsafe == pytest.approx(y.p_unsafe, abs=1e-4)
+        assert z.p_unsafe == pytest.approx(y.p_unsafe, abs=1e-4)

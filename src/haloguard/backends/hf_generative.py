@@ -34,7 +34,7 @@ class HFGenerativeBackend(Backend):
                  decode: str = "auto", decode_min_p: float = 0.2, max_new_tokens: int = 32,
                  threshold: float | None = None, batch_size: int | None = None,
                  window_length: int | None = None, window_stride: int | None = None,
-                 **_: Any) -> None:
+                 prefix_cache: bool = True, **_: Any) -> None:
         import torch
 
         if decode not in DECODE_MODES:
@@ -77,6 +77,10 @@ class HFGenerativeBackend(Backend):
         shared = (self._safe & self._unsafe) | (self._safe & self._contro) | (self._unsafe & self._contro)
         self._safe, self._unsafe, self._contro = (self._safe - shared, self._unsafe - shared,
                                                   self._contro - shared)
+        self._prefix_ids: list[int] = []
+        self._prefix_kv: Any = None
+        if prefix_cache:
+            self._prefix_ids = self._template_prefix()
         if not self._safe or not self._unsafe:
             raise ValueError(f"template {self.template.name!r}: the tokenizer gives no distinct "
                              "first tokens for its safe/unsafe label words")
@@ -119,15 +123,71 @@ class HFGenerativeBackend(Backend):
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         return enc["input_ids"].to(self.device), mask.to(self.device), pos.to(self.device)
 
+    # -- shared-prefix KV cache ----------------------------------------------------------
+    def _template_prefix(self) -> list[int]:
+        """Token ids every prompt of this template starts with (system prompt, chat
+        header): the common prefix of two renders that differ only in the user text."""
+        import os
+
+        a, b = (self.tokenizer.encode(self.render(({"role": "user", "content": t},)),
+                                      add_special_tokens=False) for t in ("alpha", "omega"))
+        common = list(os.path.commonprefix([a, b]))
+        return common if len(common) >= 16 else []
+
+    def _prefix_cache(self, batch: int) -> Any:
+        """The prefix's KV cache (computed once, kept across calls), repeated ``batch`` times."""
+        import copy
+
+        torch = self.torch
+        if self._prefix_kv is None:
+            ids = torch.tensor([self._prefix_ids], device=self.device)
+            with torch.inference_mode():
+                self._prefix_kv = self.model(input_ids=ids, use_cache=True).past_key_values
+        cache = copy.deepcopy(self._prefix_kv)
+        if batch > 1:
+            cache.batch_repeat_interleave(batch)
+        return cache
+
+    def _next_token_probs(self, prompts: list[str], ids_list: list[list[int]]):
+        """Next-token distributions after each prompt; rows starting with the template
+        prefix reuse its cached KV and only run their own suffix."""
+        torch = self.torch
+        n_pre = len(self._prefix_ids)
+        use = [bool(n_pre) and len(r) > n_pre and r[:n_pre] == self._prefix_ids
+               and len(r) <= self.max_input_tokens for r in ids_list]
+        probs = [None] * len(prompts)
+        with torch.inference_mode():
+            cached = [i for i, u in enumerate(use) if u]
+            if cached:
+                suffixes = [ids_list[i][n_pre:] for i in cached]
+                width = max(map(len, suffixes))
+                pad = self.tokenizer.pad_token_id
+                ids = torch.tensor([s + [pad] * (width - len(s)) for s in suffixes], device=self.device)
+                smask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in suffixes],
+                                     device=self.device)
+                mask = torch.cat([torch.ones(len(cached), n_pre, dtype=smask.dtype,
+                                             device=self.device), smask], dim=1)
+                pos = (torch.arange(width, device=self.device) + n_pre).expand(len(cached), -1)
+                out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                                 past_key_values=self._prefix_cache(len(cached)), use_cache=True)
+                last = torch.tensor([len(s) - 1 for s in suffixes], device=self.device)
+                rows = out.logits[torch.arange(len(cached), device=self.device), last]
+                for i, row in zip(cached, torch.softmax(rows.float(), dim=-1)):
+                    probs[i] = row
+            rest = [i for i, u in enumerate(use) if not u]
+            if rest:
+                ids, mask, pos = self._encode([prompts[i] for i in rest])
+                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1, :]
+                for i, row in zip(rest, torch.softmax(logits.float(), dim=-1)):
+                    probs[i] = row
+        return probs
+
     # -- scoring ------------------------------------------------------------------------
     def _score_batch(self, units: list[Conversation]) -> list[Score]:
-        torch = self.torch
         prompts = [self.render(u) for u in units]
-        lengths = [len(self.tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
-        ids, mask, pos = self._encode(prompts)
-        with torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1, :]
-            probs = torch.softmax(logits.float(), dim=-1)
+        ids_list = [self.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+        lengths = [len(r) for r in ids_list]
+        probs = self._next_token_probs(prompts, ids_list)
         p_unsafe = []
         for row in probs:
             s = float(row[list(self._safe)].sum())

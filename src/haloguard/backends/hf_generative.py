@@ -10,7 +10,7 @@ from typing import Any
 
 from haloguard.backends.base import Backend, BackendInfo, Conversation, Score
 from haloguard.backends.hf_loading import (
-    adapter_base, load_causal_lm, load_tokenizer, locate, resolve_device_dtype,
+    adapter_base, load_causal_lm, load_tokenizer, locate, resolve_device_dtype, token_offsets,
 )
 from haloguard.backends.templates import Template, get_template, label_token_ids
 
@@ -96,11 +96,7 @@ class HFGenerativeBackend(Backend):
         )
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        try:
-            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        except (NotImplementedError, TypeError, ValueError):
-            return super().token_spans(text)
-        return [tuple(s) for s in enc["offset_mapping"] if s[1] > s[0]]
+        return token_offsets(self.tokenizer, text) or super().token_spans(text)
 
     # -- prompts ------------------------------------------------------------------------
     def _label_ids(self, words: tuple[str, ...]) -> set[int]:

@@ -94,3 +94,13 @@ def adapter_base(path: str) -> dict[str, Any] | None:
         return json.loads(meta.read_text(encoding="utf-8"))
     cfg = json.loads((p / "adapter_config.json").read_text(encoding="utf-8"))
     return {"base_model": cfg.get("base_model_name_or_path"), "gguf_file": None}
+
+
+def token_offsets(tokenizer: Any, text: str) -> list[tuple[int, int]]:
+    """Character spans of ``tokenizer``'s tokens in ``text`` (empty when the tokenizer
+    gives no offsets, e.g. a slow tokenizer)."""
+    try:
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    except (NotImplementedError, TypeError, ValueError):
+        return []
+    return [(int(a), int(b)) for a, b in enc["offset_mapping"] if b > a]

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from haloguard.backends.base import Backend, BackendInfo, Conversation, Score
-from haloguard.backends.hf_loading import load_tokenizer, locate, resolve_device_dtype
+from haloguard.backends.hf_loading import load_tokenizer, locate, resolve_device_dtype, token_offsets
 
 _HARMFUL = re.compile(r"^(unsafe|harmful|toxic|jailbreak|injection|malicious|label_1|1|yes)$", re.I)
 ACTIVATIONS = ("auto", "sigmoid", "softmax")
@@ -87,11 +87,7 @@ class HFSeqClsBackend(Backend):
                            extra={"activation": self.activation, "harmful_index": self.harmful_index})
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        try:
-            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        except (NotImplementedError, TypeError, ValueError):
-            return super().token_spans(text)
-        return [tuple(s) for s in enc["offset_mapping"] if s[1] > s[0]]
+        return token_offsets(self.tokenizer, text) or super().token_spans(text)
 
     def render(self, unit: Conversation) -> str:
         msgs = [dict(m) for m in unit]

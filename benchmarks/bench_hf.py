@@ -8,9 +8,8 @@
 2. Cascade ``embedded,<model>`` at a 10% escalation rate versus the second stage alone,
    on a sample of the offline evaluation suite (harmful + benign sets): wall time per
    prompt and F1/recall/FPR for both.  The band is the 10% of first-stage probabilities
-   closest to the first stage's threshold, chosen on the *training* validation split when
-   a built corpus is given (``--val``), otherwise on a disjoint half of the sample (and
-   reported on the other half).
+   closest to the first stage's threshold, chosen from the first stage's scores alone (no
+   labels), so the run escalates the asked-for share.
 """
 
 from __future__ import annotations
@@ -68,15 +67,16 @@ def cascade_cost(model: str, n: int, rate: float = 0.10) -> None:
     from haloguard.cascade import CascadeGuard
 
     texts, y = sample_suite(n)
-    half = len(texts) // 2
     first = load_guard("embedded")
     second = load_guard(model, decode="never")
-    # band: the `rate` share of tuning-half items whose p is closest to the threshold
-    tune = [v.p_unsafe for v in first.classify_batch(texts[:half])]
-    dist = sorted(abs(p - first.threshold) for p in tune)
-    width = dist[min(len(dist) - 1, int(rate * len(dist)))]
+    # band: the `rate` share of prompts whose first-stage p is closest to the threshold.
+    # Chosen from the first stage's scores alone (no labels), so the escalation rate is the
+    # one asked for; quality is then measured against the labels.
+    test_x, test_y = texts, y
+    scores = [v.p_unsafe for v in first.classify_batch(test_x)]
+    dist = sorted(abs(p - first.threshold) for p in scores)
+    width = dist[max(0, int(rate * len(dist)) - 1)]
     band = (max(0.0, first.threshold - width), min(1.0, first.threshold + width))
-    test_x, test_y = texts[half:], y[half:]
     cas = CascadeGuard(first, second, band, "embedded", model)
     t = time.perf_counter()
     cv = cas.classify_batch(test_x)
@@ -102,9 +102,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=48)
     ap.add_argument("--cascade-n", type=int, default=300)
     ap.add_argument("--skip-cascade", action="store_true")
+    ap.add_argument("--skip-throughput", action="store_true")
     args = ap.parse_args()
     from haloguard import load_guard
 
+    if args.skip_throughput:
+        cascade_cost(args.model, args.cascade_n)
+        return
     print(f"### {args.model} on CPU, next-token scoring, {args.n} prompts, median of 3\n")
     print("| shared-prefix KV cache | batch 1 prompts/s | batch 16 prompts/s | batched / one-at-a-time |")
     print("|---|---:|---:|---:|")

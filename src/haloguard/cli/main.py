@@ -14,7 +14,7 @@ from haloguard import __version__
 
 #: subcommand modules, in --help order
 COMMANDS = (
-    "classify", "serve", "eval", "calibrate", "data", "constitution",
+    "classify", "serve", "eval", "model_card", "calibrate", "data", "constitution",
     "attacks", "redteam", "train", "probe", "generate",
 )
 

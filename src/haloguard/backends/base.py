@@ -60,6 +60,7 @@ class Backend(ABC):
 
     Attributes a subclass may override:
       * ``max_batch_size`` -- units per call to ``_score_batch``;
+      * ``sort_by_length`` -- batch units of similar length together (default True);
       * ``uses_context`` -- True when the backend reads earlier turns itself (chat
         templates); False when it only reads the last user turn's text;
       * ``default_threshold`` -- operating point tuned for this model, if any;
@@ -68,6 +69,8 @@ class Backend(ABC):
     """
 
     max_batch_size: int = 32
+    #: group units of similar length into the same batch (see :meth:`score`)
+    sort_by_length: bool = True
     uses_context: bool = False
     default_threshold: float | None = None
     window_length: int = 1200
@@ -91,18 +94,29 @@ class Backend(ABC):
         return [m.span() for m in _TOKEN_RE.finditer(text)]
 
     def score(self, units: Sequence[Conversation]) -> list[Score]:
-        """Score ``units`` in batches of ``max_batch_size``; one Score per unit, in order."""
-        out: list[Score] = []
+        """Score ``units`` in batches of ``max_batch_size``; one Score per unit, in order.
+
+        When there is more than one batch, units are grouped by length first (stable sort
+        on the characters of their messages) so each padded batch wastes little compute on
+        padding; the scores come back in input order.
+        """
         units = list(units)
-        for start in range(0, len(units), max(1, self.max_batch_size)):
-            batch = units[start : start + self.max_batch_size]
+        size = max(1, self.max_batch_size)
+        order = list(range(len(units)))
+        if self.sort_by_length and len(units) > size:
+            order.sort(key=lambda i: sum(len(str(m.get("content", ""))) for m in units[i]))
+        out: list[Score | None] = [None] * len(units)
+        for start in range(0, len(units), size):
+            idx = order[start : start + size]
+            batch = [units[i] for i in idx]
             scores = self._score_batch(batch)
             if len(scores) != len(batch):
                 raise BackendError(
                     f"{type(self).__name__} returned {len(scores)} scores for {len(batch)} inputs"
                 )
-            out.extend(scores)
-        return out
+            for i, sc in zip(idx, scores):
+                out[i] = sc
+        return out  # type: ignore[return-value]
 
     def close(self) -> None:
         """Release resources (sessions, sockets); default does nothing."""

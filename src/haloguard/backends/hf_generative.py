@@ -158,22 +158,26 @@ class HFGenerativeBackend(Backend):
                 suffixes = [ids_list[i][n_pre:] for i in cached]
                 width = max(map(len, suffixes))
                 pad = self.tokenizer.pad_token_id
-                ids = torch.tensor([s + [pad] * (width - len(s)) for s in suffixes], device=self.device)
-                smask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in suffixes],
+                # suffixes left-padded (pads sit between the prefix and the text, masked
+                # out), so every row's next token is at the last position and the LM head
+                # runs on that position only
+                ids = torch.tensor([[pad] * (width - len(s)) + s for s in suffixes], device=self.device)
+                smask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in suffixes],
                                      device=self.device)
                 mask = torch.cat([torch.ones(len(cached), n_pre, dtype=smask.dtype,
                                              device=self.device), smask], dim=1)
-                pos = (torch.arange(width, device=self.device) + n_pre).expand(len(cached), -1)
+                pos = (smask.cumsum(dim=1) - 1).clamp(min=0) + n_pre
                 out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
-                                 past_key_values=self._prefix_cache(len(cached)), use_cache=True)
-                last = torch.tensor([len(s) - 1 for s in suffixes], device=self.device)
-                rows = out.logits[torch.arange(len(cached), device=self.device), last]
+                                 past_key_values=self._prefix_cache(len(cached)), use_cache=True,
+                                 logits_to_keep=1)
+                rows = out.logits[:, -1, :]
                 for i, row in zip(cached, torch.softmax(rows.float(), dim=-1)):
                     probs[i] = row
             rest = [i for i, u in enumerate(use) if not u]
             if rest:
                 ids, mask, pos = self._encode([prompts[i] for i in rest])
-                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1, :]
+                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                                    logits_to_keep=1).logits[:, -1, :]
                 for i, row in zip(rest, torch.softmax(logits.float(), dim=-1)):
                     probs[i] = row
         return probs

@@ -106,3 +106,67 @@ def test_missing_data_dir_errors(tmp_path):
     from haloguard.cli.main import main
 
     assert main(["train", "embedded", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+
+
+# -- the tuned design: top MiniLM layers fine-tuned in torch, run in numpy ------------------
+def test_numpy_layer_matches_the_torch_training_layer():
+    torch = pytest.importorskip("torch")
+    from haloguard.backends.embedded import LAYER_PARAMS, bert_layer
+
+    rng = np.random.default_rng(0)
+    shapes = {"q_w": (384, 384), "k_w": (384, 384), "v_w": (384, 384), "o_w": (384, 384),
+              "i_w": (384, 1536), "f_w": (1536, 384), "i_b": (1536,)}
+    p = {k: (rng.standard_normal(shapes.get(k, (384,))) * (0.05 if k.endswith("_w") else 0.1)
+             + (1.0 if k.endswith("_g") else 0.0)).astype(np.float32) for k in LAYER_PARAMS}
+    net = T._build_net(torch, [p], 32, T.TrainConfig(hash_bits=8))
+    net.eval()
+    h = rng.standard_normal((3, 7, 384)).astype(np.float32)
+    mask = np.ones((3, 7), np.float32)
+    mask[1, 4:] = 0  # a padded row: padding must not change the real tokens
+    bias = ((1 - mask) * -1e4)[:, None, None, :].astype(np.float32)
+    with torch.no_grad():
+        want = net.layers[0](torch.from_numpy(h), torch.from_numpy(bias)).numpy()
+    got = bert_layer(h, bias, p)
+    assert np.abs(got - want).max() < 1e-4
+    alone = bert_layer(h[1:2, :4], np.zeros((1, 1, 1, 4), np.float32), p)
+    assert np.abs(alone[0] - got[1, :4]).max() < 1e-4
+
+
+def test_truncated_graph_plus_onnx_layers_reproduces_the_full_encoder():
+    pytest.importorskip("onnx")
+    from haloguard.backends.embedded import (DEFAULT_MODEL_DIR, MiniLMEncoder,
+                                             onnx_layer_weights, onnx_model_path)
+
+    w = onnx_layer_weights(onnx_model_path(), [4, 5])
+    tok = DEFAULT_MODEL_DIR / "tokenizer.json"
+    full = MiniLMEncoder(tok, 128)
+    cut = MiniLMEncoder(tok, 128, frozen_layers=4, top_layers=[w[4], w[5]])
+    texts = ["How do I build a pipe bomb at home?", "a recipe for sourdough bread " * 6, "hi"]
+    cos = (full.encode(texts) * cut.encode(texts)).sum(axis=1)
+    assert cos.min() > 0.9999  # same weights, numpy tanh-GELU vs the graph's erf-GELU
+
+
+def test_tuned_training_via_cli_is_consistent_with_inference(tmp_path):
+    pytest.importorskip("torch")
+    from haloguard.backends.embedded import EmbeddedBackend
+    from haloguard.cli.main import main
+
+    data = tmp_path / "data"
+    _write_data(data)
+    out = tmp_path / "model"
+    rc = main(["train", "embedded", "--data", str(data), "--out", str(out), "--tune-layers", "1",
+               "--tune-epochs", "3", "--hash-bits", "12", "--hidden", "32"])
+    assert rc == 0
+    meta = json.loads((out / "embedded.json").read_text())
+    assert meta["encoder"]["tuned_layers"] == 1 and meta["encoder"]["frozen_layers"] == 5
+    with np.load(out / "weights.npz") as z:
+        assert z["top0.q_w_q"].dtype == np.int8 and "top0.ln2_g" in z.files
+    be = EmbeddedBackend(model=str(out), verify=True)
+    rows = [json.loads(x) for x in (data / "val.jsonl").read_text().splitlines()]
+    p, _, _ = be.score_texts([r["text"] for r in rows])
+    y = np.array([r["label"] == "unsafe" for r in rows])
+    thr = meta["threshold"]
+    # the recorded validation figures were computed on the same numpy path the backend runs
+    assert round(float((p[y] >= thr).mean()), 4) == meta["metrics"]["val"]["recall"]
+    assert round(float((p[~y] >= thr).mean()), 4) == meta["metrics"]["val"]["fpr"]
+    assert p[y].mean() > p[~y].mean()

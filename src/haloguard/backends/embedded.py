@@ -155,13 +155,179 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+#: parameter names of one BERT layer, in ``x @ W`` orientation for the matrices
+LAYER_PARAMS = ("q_w", "q_b", "k_w", "k_b", "v_w", "v_b", "o_w", "o_b", "ln1_g", "ln1_b",
+                "i_w", "i_b", "f_w", "f_b", "ln2_g", "ln2_b")
+_ONNX_BIAS_NAMES = {  # bias initializer suffix in the ONNX export -> our weight name
+    "attention.self.query.bias": "q", "attention.self.key.bias": "k",
+    "attention.self.value.bias": "v", "attention.output.dense.bias": "o",
+    "intermediate.dense.bias": "i", "output.dense.bias": "f",
+}
+_ONNX_LN_NAMES = {"attention.output.LayerNorm": "ln1", "output.LayerNorm": "ln2"}
+N_LAYERS, N_HEADS = 6, 12
+
+
+def _load_onnx(path: Path) -> Any:
+    try:
+        import onnx
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise BackendError("the tuned embedded guard needs the 'onnx' package "
+                           "(pip install onnx)") from exc
+    return onnx.load(str(path))
+
+
+def layer_output_names(model: Any) -> list[str]:
+    """Tensor names of the embedding output and each layer's output (len 7 for MiniLM-L6).
+
+    In the BERT graph every layer ends in two LayerNormalization nodes and the embeddings
+    in one, so the outputs are the LayerNorms 0, 2, 4, ... in graph order.
+    """
+    ln = [n.output[0] for n in model.graph.node if n.op_type == "LayerNormalization"]
+    if len(ln) != 1 + 2 * N_LAYERS:
+        raise BackendError(f"unexpected MiniLM ONNX graph: {len(ln)} LayerNorm nodes, "
+                           f"expected {1 + 2 * N_LAYERS}")
+    return [ln[0]] + [ln[2 + 2 * i] for i in range(N_LAYERS)]
+
+
+def truncated_onnx(model: Any, frozen_layers: int) -> bytes:
+    """The ONNX graph cut after ``frozen_layers`` transformer layers (serialised bytes)."""
+    import onnx.utils
+
+    name = layer_output_names(model)[frozen_layers]
+    inputs = [i.name for i in model.graph.input]
+    return onnx.utils.Extractor(model).extract_model(inputs, [name]).SerializeToString()
+
+
+def onnx_layer_weights(path: str | Path, layers: list[int]) -> dict[int, dict[str, np.ndarray]]:
+    """fp32 weights of the given transformer layers, read out of the int8 ONNX file.
+
+    The matrices are int8 initializers dequantized inside the graph; onnxruntime evaluates
+    those constant sub-expressions (they are made graph outputs), so the weights are
+    exactly what the frozen encoder computes with.  Used to initialise the tuned layers.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = _load_onnx(Path(path))
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    consumers: dict[str, list[Any]] = {}
+    for n in g.node:
+        for x in n.input:
+            consumers.setdefault(x, []).append(n)
+
+    def is_const(t: str) -> bool:
+        if t in inits:
+            return True
+        n = producer.get(t)
+        return n is not None and all(is_const(x) for x in n.input if x)
+
+    want: dict[str, tuple[int, str]] = {}
+    out: dict[int, dict[str, np.ndarray]] = {i: {} for i in layers}
+    for n in g.node:
+        if n.op_type != "MatMul" or not is_const(n.input[1]):
+            continue
+        nxt = consumers[n.output[0]][0]
+        for b in nxt.input:
+            m = re.match(r"(?:.*\.)?encoder\.layer\.(\d+)\.(.+)$", b)
+            if m and b in inits and m.group(2) in _ONNX_BIAS_NAMES and int(m.group(1)) in out:
+                key = _ONNX_BIAS_NAMES[m.group(2)]
+                want[n.input[1]] = (int(m.group(1)), key + "_w")
+                out[int(m.group(1))][key + "_b"] = numpy_helper.to_array(inits[b]).astype(np.float32)
+    for name, init in inits.items():
+        m = re.match(r"(?:.*\.)?encoder\.layer\.(\d+)\.(.+)\.(weight|bias)$", name)
+        if m and int(m.group(1)) in out and m.group(2) in _ONNX_LN_NAMES:
+            key = _ONNX_LN_NAMES[m.group(2)] + ("_g" if m.group(3) == "weight" else "_b")
+            out[int(m.group(1))][key] = numpy_helper.to_array(init).astype(np.float32)
+    if want:
+        del g.output[:]
+        for t in want:
+            g.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        ids = np.ones((1, 2), dtype=np.int64)
+        feed = {i.name: (ids if i.name != "token_type_ids" else np.zeros_like(ids))
+                for i in sess.get_inputs()}
+        for t, val in zip(want, sess.run(list(want), feed)):
+            layer, key = want[t]
+            out[layer][key] = np.asarray(val, dtype=np.float32)
+    for i, p in out.items():
+        missing = [k for k in LAYER_PARAMS if k not in p]
+        if missing:
+            raise BackendError(f"could not read layer {i} from the ONNX graph (missing {missing})")
+    return out
+
+
+def _layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    mu = x.mean(axis=-1, keepdims=True)
+    xc = x - mu
+    var = (xc * xc).mean(axis=-1, keepdims=True)
+    return xc / np.sqrt(var + eps) * g + b
+
+
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    """GELU, tanh approximation (the tuned layers are trained with the same one)."""
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+
+
+def bert_layer(h: np.ndarray, mask_bias: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
+    """One post-LN BERT layer in numpy: ``h`` (n, t, d), ``mask_bias`` (n, 1, 1, t)."""
+    n, t, d = h.shape
+    hd = d // N_HEADS
+
+    def heads(x: np.ndarray) -> np.ndarray:
+        return x.reshape(n, t, N_HEADS, hd).transpose(0, 2, 1, 3)
+
+    q = heads(h @ p["q_w"] + p["q_b"])
+    k = heads(h @ p["k_w"] + p["k_b"])
+    v = heads(h @ p["v_w"] + p["v_b"])
+    a = q @ k.transpose(0, 1, 3, 2) * np.float32(1.0 / np.sqrt(hd)) + mask_bias
+    a = np.exp(a - a.max(axis=-1, keepdims=True))
+    a /= a.sum(axis=-1, keepdims=True)
+    ctx = (a @ v).transpose(0, 2, 1, 3).reshape(n, t, d)
+    h1 = _layer_norm(ctx @ p["o_w"] + p["o_b"] + h, p["ln1_g"], p["ln1_b"])
+    f = gelu_tanh(h1 @ p["i_w"] + p["i_b"]) @ p["f_w"] + p["f_b"]
+    return _layer_norm(f + h1, p["ln2_g"], p["ln2_b"]).astype(np.float32)
+
+
+def quantize_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 with one scale per output column: (q int8, scale float32)."""
+    scale = (np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0).astype(np.float32)
+    return np.clip(np.round(w / scale), -127, 127).astype(np.int8), scale
+
+
+def top_layers_from_arrays(arrays: dict[str, np.ndarray], n: int) -> list[dict[str, np.ndarray]]:
+    """The tuned layers stored as ``top{i}.{name}`` (matrices int8 ``_q`` + ``_scale``)."""
+    layers = []
+    for i in range(n):
+        p: dict[str, np.ndarray] = {}
+        for k in LAYER_PARAMS:
+            base = f"top{i}.{k}"
+            if base in arrays:
+                p[k] = arrays[base].astype(np.float32)
+            elif base + "_q" in arrays:
+                p[k] = arrays[base + "_q"].astype(np.float32) * arrays[base + "_scale"]
+            else:
+                raise BackendError(f"embedded weights lack {base}")
+        layers.append(p)
+    return layers
+
+
 class MiniLMEncoder:
-    """Mean-pooled, L2-normalised all-MiniLM-L6-v2 sentence embeddings (int8 ONNX)."""
+    """Mean-pooled, L2-normalised all-MiniLM-L6-v2 sentence embeddings (int8 ONNX).
+
+    With ``top_layers`` the ONNX graph is cut after ``frozen_layers`` layers and the
+    remaining (fine-tuned) layers run in numpy before the pooling.
+    """
 
     dim = 384
 
     def __init__(self, tokenizer_path: str | Path, max_length: int = 256,
-                 threads: int | None = None, onnx_path: str | Path | None = None) -> None:
+                 threads: int | None = None, onnx_path: str | Path | None = None,
+                 frozen_layers: int = N_LAYERS,
+                 top_layers: list[dict[str, np.ndarray]] | None = None) -> None:
         from tokenizers import Tokenizer
 
         self.max_length = int(max_length)
@@ -172,7 +338,12 @@ class MiniLMEncoder:
         self._span_tok: Any = None  # untruncated copy for char spans, built on first use
         self.onnx_path = Path(onnx_path) if onnx_path else onnx_model_path()
         self.threads = threads
+        self.frozen_layers = int(frozen_layers)
+        if not 0 < self.frozen_layers <= N_LAYERS:
+            raise BackendError(f"frozen_layers must be 1..{N_LAYERS}, got {frozen_layers}")
+        self.top_layers = top_layers or []
         self._session: Any = None
+        self._output = "last_hidden_state"
         self._lock = threading.Lock()
 
     @property
@@ -190,8 +361,13 @@ class MiniLMEncoder:
                     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
                     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                     so.log_severity_level = 3
+                    src: Any = str(self.onnx_path)
+                    if self.frozen_layers < N_LAYERS:
+                        model = _load_onnx(self.onnx_path)
+                        self._output = layer_output_names(model)[self.frozen_layers]
+                        src = truncated_onnx(model, self.frozen_layers)
                     self._session = ort.InferenceSession(
-                        str(self.onnx_path), so, providers=["CPUExecutionProvider"])
+                        src, so, providers=["CPUExecutionProvider"])
         return self._session
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
@@ -205,10 +381,7 @@ class MiniLMEncoder:
         enc = self._span_tok.encode(text, add_special_tokens=False)
         return [tuple(o) for o in enc.offsets]  # type: ignore[misc]
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """(n, 384) float32 embeddings; each text truncated at ``max_length`` tokens."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+    def _tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         encs = self.tokenizer.encode_batch(list(texts))
         n, width = len(encs), max(len(e.ids) for e in encs)
         ids = np.zeros((n, width), dtype=np.int64)
@@ -217,14 +390,35 @@ class MiniLMEncoder:
             k = len(e.ids)
             ids[i, :k] = e.ids
             mask[i, :k] = 1
-        hidden = self.session.run(
-            ["last_hidden_state"],
+        return ids, mask
+
+    def frozen_hidden(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(hidden (n, t, 384) after the frozen layers, attention mask (n, t))."""
+        ids, mask = self._tokenize(texts)
+        sess = self.session
+        hidden = sess.run(
+            [self._output],
             {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
         )[0]
+        return hidden, mask
+
+    def finish(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Tuned layers (if any), then masked mean pooling and L2 normalisation."""
+        hidden = hidden.astype(np.float32, copy=False)
+        if self.top_layers:
+            bias = ((1.0 - mask[:, None, None, :].astype(np.float32)) * -1e4).astype(np.float32)
+            for p in self.top_layers:
+                hidden = bert_layer(hidden, bias, p)
         m = mask[..., None].astype(np.float32)
         emb = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return emb.astype(np.float32)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(n, 384) float32 embeddings; each text truncated at ``max_length`` tokens."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.finish(*self.frozen_hidden(texts))
 
 
 # --------------------------------------------------------------------------------------
@@ -328,8 +522,12 @@ class EmbeddedBackend(Backend):
                            bias_shift=float(cal.get("bias", 0.0)))
         self.encoder: MiniLMEncoder | None = None
         tok = self.model_dir / self.meta["files"]["tokenizer"]["path"]
+        tuned = int(enc_cfg.get("tuned_layers", 0))
         if self.heads.uses_embedding or tok.exists():
-            self.encoder = MiniLMEncoder(tok, self.max_length, threads=threads)
+            self.encoder = MiniLMEncoder(
+                tok, self.max_length, threads=threads,
+                frozen_layers=int(enc_cfg.get("frozen_layers", N_LAYERS)),
+                top_layers=top_layers_from_arrays(arrays, tuned) if tuned else None)
         self._info = BackendInfo(
             name="embedded",
             model_id=str(self.meta.get("model_id", "haloguard-embedded")),

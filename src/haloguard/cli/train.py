@@ -34,6 +34,10 @@ def _add_embedded(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-fpr", type=float, default=None,
                    help="benign FPR on val.jsonl the threshold is set to (default 0.01)")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--tune-layers", type=int, default=None,
+                   help="fine-tune this many top MiniLM layers (default 2; needs torch); "
+                        "0 = frozen encoder, numpy-only training")
+    p.add_argument("--tune-epochs", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     p.add_argument("--cache", default=None,
                    help="directory for a per-text embedding cache (speeds up re-training; "
@@ -46,7 +50,8 @@ def _run_embedded(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig()
     for opt, attr in (("epochs", "epochs"), ("hash_bits", "hash_bits"), ("hidden", "hidden"),
-                      ("target_fpr", "target_fpr"), ("seed", "seed"), ("threads", "threads")):
+                      ("target_fpr", "target_fpr"), ("seed", "seed"), ("threads", "threads"),
+                      ("tune_layers", "tune_layers"), ("tune_epochs", "tune_epochs")):
         val = getattr(args, opt)
         if val is not None:
             setattr(cfg, attr, val)

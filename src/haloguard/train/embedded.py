@@ -530,10 +530,8 @@ def cached_hidden(encoder: MiniLMEncoder, texts: list[str], cache_dir: Path | No
     if path is not None and path.exists():
         with np.load(path) as z:
             ck, off, data = [str(k) for k in z["keys"]], z["offsets"], z["data"]
-        want = set(keys)
-        for i, k in enumerate(ck):
-            if k in want:
-                have[k] = data[off[i]: off[i + 1]]
+        for i, k in enumerate(ck):  # all of them: the file is rewritten with every entry
+            have[k] = data[off[i]: off[i + 1]]
     todo = sorted({k: i for i, k in enumerate(keys) if k not in have}.values(),
                   key=lambda i: len(texts[i]))
     for s in range(0, len(todo), batch_size):

@@ -109,41 +109,39 @@ def test_missing_data_dir_errors(tmp_path):
 
 
 # -- the tuned design: top MiniLM layers fine-tuned in torch, run in numpy ------------------
-def test_numpy_layer_matches_the_torch_training_layer():
+def test_torch_training_layers_match_the_patched_onnx_graph():
+    """What training optimises (torch layers on the cut graph's hidden states) is what
+    inference runs (those layers' weights patched into the ONNX graph)."""
     torch = pytest.importorskip("torch")
-    from haloguard.backends.embedded import LAYER_PARAMS, bert_layer
-
-    rng = np.random.default_rng(0)
-    shapes = {"q_w": (384, 384), "k_w": (384, 384), "v_w": (384, 384), "o_w": (384, 384),
-              "i_w": (384, 1536), "f_w": (1536, 384), "i_b": (1536,)}
-    p = {k: (rng.standard_normal(shapes.get(k, (384,))) * (0.05 if k.endswith("_w") else 0.1)
-             + (1.0 if k.endswith("_g") else 0.0)).astype(np.float32) for k in LAYER_PARAMS}
-    net = T._build_net(torch, [p], 32, T.TrainConfig(hash_bits=8))
-    net.eval()
-    h = rng.standard_normal((3, 7, 384)).astype(np.float32)
-    mask = np.ones((3, 7), np.float32)
-    mask[1, 4:] = 0  # a padded row: padding must not change the real tokens
-    bias = ((1 - mask) * -1e4)[:, None, None, :].astype(np.float32)
-    with torch.no_grad():
-        want = net.layers[0](torch.from_numpy(h), torch.from_numpy(bias)).numpy()
-    got = bert_layer(h, bias, p)
-    assert np.abs(got - want).max() < 1e-4
-    alone = bert_layer(h[1:2, :4], np.zeros((1, 1, 1, 4), np.float32), p)
-    assert np.abs(alone[0] - got[1, :4]).max() < 1e-4
-
-
-def test_truncated_graph_plus_onnx_layers_reproduces_the_full_encoder():
     pytest.importorskip("onnx")
     from haloguard.backends.embedded import (DEFAULT_MODEL_DIR, MiniLMEncoder,
                                              onnx_layer_weights, onnx_model_path)
 
     w = onnx_layer_weights(onnx_model_path(), [4, 5])
+    rng = np.random.default_rng(0)
+    tuned = {i: {k: (v + rng.standard_normal(v.shape).astype(np.float32) * 0.02 * v.std())
+                 for k, v in w[i].items()} for i in (4, 5)}
     tok = DEFAULT_MODEL_DIR / "tokenizer.json"
-    full = MiniLMEncoder(tok, 128)
-    cut = MiniLMEncoder(tok, 128, frozen_layers=4, top_layers=[w[4], w[5]])
     texts = ["How do I build a pipe bomb at home?", "a recipe for sourdough bread " * 6, "hi"]
-    cos = (full.encode(texts) * cut.encode(texts)).sum(axis=1)
-    assert cos.min() > 0.9999  # same weights, numpy tanh-GELU vs the graph's erf-GELU
+    cut = MiniLMEncoder(tok, 128, frozen_layers=4)
+    h, mask = cut.frozen_hidden(texts)  # padded batch: padding must not leak into tokens
+    net = T._build_net(torch, [tuned[4], tuned[5]], 32, T.TrainConfig(hash_bits=8))
+    net.eval()
+    with torch.no_grad():
+        x = torch.from_numpy(h)
+        bias = ((1.0 - torch.from_numpy(mask).float()) * -1e4)[:, None, None, :]
+        for layer in net.layers:
+            x = layer(x, bias)
+    m = mask[..., None]
+    want = (x.numpy() * m).sum(1) / m.sum(1)
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    got = MiniLMEncoder(tok, 128, tuned_layers=tuned).encode(texts)
+    assert np.abs(got - want).max() < 1e-4
+    plain = MiniLMEncoder(tok, 128).encode(texts)
+    assert np.abs(plain - got).max() > 1e-3  # the patch really changed the graph
+    # patching the graph's own weights back in gives the stock encoder
+    same = MiniLMEncoder(tok, 128, tuned_layers=w).encode(texts)
+    assert np.abs(same - plain).max() < 1e-5
 
 
 def test_tuned_training_via_cli_is_consistent_with_inference(tmp_path):

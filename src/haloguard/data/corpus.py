@@ -95,17 +95,19 @@ def gather_inputs(cache_dir: str | Path | None = None, corpus_dir: str | Path | 
 
 # ---- augmentation ------------------------------------------------------------------------
 def _encoders() -> dict[str, Callable[[str, random.Random], str]]:
+    """Obfuscations the classifier can still read on the surface (the text stays visible
+    through the noise).  Opaque encodings (base64, hex, ROT13, reversed, URL, Morse) are
+    deliberately absent: their surface carries no intent a classifier can learn (a base64
+    cooking question and a base64 bomb recipe look alike), so training on them only teaches
+    "opaque string = unsafe" and flags every encoded benign prompt.  The canonicalizer
+    decodes them and the Guard scores the decoded view instead."""
     from haloguard.canonicalize import encoders as e
 
     return {
-        "base64": lambda t, r: e.encode_base64(t),
-        "rot13": lambda t, r: e.encode_rot13(t),
         "leet": lambda t, r: e.encode_leet(t, r.choice(["basic", "extended"]), r),
         "homoglyph": lambda t, r: e.encode_homoglyph(t, r, rate=0.5),
         "spaced": lambda t, r: e.space_letters(t),
         "zero_width": lambda t, r: e.insert_zero_width(t, r, rate=0.3),
-        "hex": lambda t, r: e.encode_hex(t),
-        "reversed": lambda t, r: e.reverse_text(t),
     }
 
 

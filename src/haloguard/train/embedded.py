@@ -912,7 +912,7 @@ def write_artifact(out: Path, params: dict[str, np.ndarray], cfg: TrainConfig,
             onnx_sha = None
     tuned = cfg.tune_layers if cfg.use_embedding else 0
     enc_design = (f"all-MiniLM-L6-v2: {N_LAYERS - tuned} frozen int8 ONNX layers + {tuned} "
-                  "fine-tuned layers (numpy), mean-pooled" if tuned else
+                  "fine-tuned layers (patched into the same graph), mean-pooled" if tuned else
                   "frozen all-MiniLM-L6-v2 int8 mean-pooled embedding")
     meta = {
         "format": "haloguard-embedded",

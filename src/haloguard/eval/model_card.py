@@ -443,6 +443,15 @@ class _Card:
             rows += [("Base model / tokenizer",
                       (f"`{tok.get('model', '—')}` via `{tok.get('package', '—')}` "
                        f"(`{tok.get('file', '—')}`); licence: {tok.get('license', '—')}"))]
+        ml = m.get("multilingual") or {}
+        if ml:
+            rows += [("Multilingual branch",
+                      (f"{ml.get('model', '—')} from `{ml.get('package', '—')}` (model file sha256 "
+                       f"`{ml.get('model_sha256') or '—'}`; licence: {ml.get('license', '—')}); "
+                       f"runs on windows whose letters are >= {ml.get('route_min_non_latin_share', '—')} "
+                       f"non-Latin script; {ml.get('combine', '—')} (w_main {ml.get('w_main', '—')}, "
+                       f"w_ml {ml.get('w_ml', '—')}, bias {ml.get('bias', '—')}; fitted on "
+                       f"{ml.get('fitted_on', '—')})"))]
         rows += [("Categories", f"{len(cats)}: " + ", ".join(f"`{c}`" for c in cats)),
                  ("Artifact format",
                   f"`{m.get('format', '—')}` version {m.get('version', '—')}")]
@@ -452,12 +461,14 @@ class _Card:
     def artifact(self) -> list[str]:
         total = sum(int(f["bytes"]) for f in self.files)
         pkg = (self.meta.get("encoder") or {}).get("package")
+        ml_pkg = (self.meta.get("multilingual") or {}).get("package")
         rows = [(f"`{f['path']}`", f"{int(f['bytes']):,}", f"`{f['sha256']}`") for f in self.files]
         return ["## Artifact", "",
                 f"Digest `{self.meta['digest']}` (sha256 over the files' sha256, verified against "
                 f"the files). Size {total:,} bytes ({total / 2**20:.2f} MiB) in "
                 f"{len(self.files)} files"
-                + (f"; the encoder weights come from the pinned package `{pkg}`." if pkg else "."),
+                + (f"; the encoder weights come from the pinned package `{pkg}`" if pkg else "")
+                + (f", the multilingual branch's from `{ml_pkg}`." if ml_pkg else "."),
                 "", *_table(["File", "Bytes", "sha256"], rows, "|---|---:|---|"), ""]
 
     def training_data(self) -> list[str]:

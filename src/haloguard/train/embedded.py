@@ -825,6 +825,28 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, target_fpr: float) -> float:
     return float(min(max(np.nextafter(thr, 1.0), 0.01), 0.99))
 
 
+def metrics_by_lang(pred: np.ndarray, data: Dataset) -> dict[str, dict[str, float]]:
+    """Per ``lang`` of ``data``'s rows: n, and recall / FPR of ``pred`` where defined."""
+    langs = np.array([str(m.get("lang") or "?") for m in data.meta])
+    out: dict[str, dict[str, float]] = {}
+    for lang in sorted(set(langs)):
+        sel = langs == lang
+        ent: dict[str, float] = {"n": int(sel.sum())}
+        if (data.y[sel] == 1).any():
+            ent["recall"] = round(float(pred[sel & (data.y == 1)].mean()), 4)
+        if (data.y[sel] == 0).any():
+            ent["fpr"] = round(float(pred[sel & (data.y == 0)].mean()), 4)
+        out[lang] = ent
+    return out
+
+
+def artifact_digest(files: dict[str, dict[str, str]]) -> str:
+    """The artifact digest: sha256 over its files' sha256 (what ``embedded.json`` records)."""
+    return hashlib.sha256(
+        json.dumps({k: f["sha256"] for k, f in files.items()}, sort_keys=True).encode()
+    ).hexdigest()
+
+
 def binary_metrics(p: np.ndarray, y: np.ndarray, thr: float) -> dict[str, float]:
     pred = p >= thr
     tp = float((pred & (y == 1)).sum())
@@ -898,9 +920,7 @@ def write_artifact(out: Path, params: dict[str, np.ndarray], cfg: TrainConfig,
         "tokenizer": {"path": "tokenizer.json", "sha256": file_sha256(tok_dst)},
         "notice": {"path": "TOKENIZER_NOTICE.txt", "sha256": file_sha256(out / "TOKENIZER_NOTICE.txt")},
     }
-    digest = hashlib.sha256(
-        json.dumps({k: f["sha256"] for k, f in files.items()}, sort_keys=True).encode()
-    ).hexdigest()
+    digest = artifact_digest(files)
     onnx_sha = None
     if cfg.use_embedding:
         try:
@@ -1045,19 +1065,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
     for j, name in enumerate(OVERLAYS):
         if va.y_ov[:, j].any():
             val_metrics[f"{name}_auc"] = round(_auc(_sigmoid(z_va[:, 1 + j]), va.y_ov[:, j]), 4)
-    by_lang: dict[str, dict[str, float]] = {}
-    langs = np.array([str(m.get("lang") or "?") for m in va.meta])
-    if len(langs):
-        pred = p_va >= threshold
-        for lang in sorted(set(langs)):
-            sel = langs == lang
-            ent: dict[str, float] = {"n": int(sel.sum())}
-            if (va.y[sel] == 1).any():
-                ent["recall"] = round(float(pred[sel & (va.y == 1)].mean()), 4)
-            if (va.y[sel] == 0).any():
-                ent["fpr"] = round(float(pred[sel & (va.y == 0)].mean()), 4)
-            by_lang[lang] = ent
-    val_metrics["by_lang"] = by_lang
+    val_metrics["by_lang"] = metrics_by_lang(p_va >= threshold, va)
     log(f"val: {json.dumps({k: v for k, v in val_metrics.items() if k != 'by_lang'})}")
     log(f"threshold {threshold:.4f} (T={temperature:.3f}, bias={bias:.3f})")
     timing = {"featurize_s": round(t_feat, 1), "fit_s": round(t_fit, 1),

@@ -89,12 +89,14 @@ def add_branch(data_dir: str | Path, artifact_dir: str | Path, cfg: Any,
     from haloguard.train.embedded import (
         Features,
         _sigmoid,
+        artifact_digest,
         augment_rows,
         binary_metrics,
         cap_per_source,
         file_sha256,
         fit_platt,
         max_over_windows,
+        metrics_by_lang,
         read_jsonl,
         rows_to_dataset,
         save_npz_deterministic,
@@ -207,17 +209,7 @@ def add_branch(data_dir: str | Path, artifact_dir: str | Path, cfg: Any,
         val["routed_recall_main_only"] = round(float(p_main[sel & (va.y == 1)].mean()), 4)
     if (va.y[sel] == 0).any():
         val["routed_fpr"] = round(float(pred[sel & (va.y == 0)].mean()), 4)
-    langs = np.array([str(m.get("lang") or "?") for m in va.meta])
-    by_lang: dict[str, dict[str, float]] = {}
-    for lang in sorted(set(langs)):
-        s_ = langs == lang
-        ent: dict[str, float] = {"n": int(s_.sum())}
-        if (va.y[s_] == 1).any():
-            ent["recall"] = round(float(pred[s_ & (va.y == 1)].mean()), 4)
-        if (va.y[s_] == 0).any():
-            ent["fpr"] = round(float(pred[s_ & (va.y == 0)].mean()), 4)
-        by_lang[lang] = ent
-    val["by_lang"] = by_lang
+    val["by_lang"] = metrics_by_lang(pred, va)
     has = va.y_cat >= 0
     if has.any():
         val["category_top1"] = round(float((z_row[has, 3:].argmax(axis=1) == va.y_cat[has]).mean()), 4)
@@ -236,8 +228,7 @@ def add_branch(data_dir: str | Path, artifact_dir: str | Path, cfg: Any,
     save_npz_deterministic(wpath, arrays)
     files = meta["files"]
     files["weights"]["sha256"] = file_sha256(wpath)
-    meta["digest"] = hashlib.sha256(json.dumps({k: f["sha256"] for k, f in files.items()},
-                                               sort_keys=True).encode()).hexdigest()
+    meta["digest"] = artifact_digest(files)
     metrics = meta.setdefault("metrics", {})
     if "val_main_only" not in metrics:
         metrics["val_main_only"] = metrics.get("val")

@@ -11,7 +11,7 @@ import pytest
 from haloguard.attacks import apply_seeded, get_attack, resolve_attacks
 from haloguard.cli.main import main
 from haloguard.errors import InputError
-from haloguard.redteam.export import bypass_records, write_records
+from haloguard.redteam.export import bypass_records, false_positive_records, write_records
 from haloguard.redteam.loop import LoopConfig, load_prompt_set, merge_overlay, run_loop
 from haloguard.redteam.report import write_report
 from haloguard.redteam.runner import Prompt, read_prompts, run_redteam
@@ -156,6 +156,34 @@ def _guard_factory(keyword_guard):
     return lambda model_dir: keyword_guard
 
 
+def test_false_positives_become_safe_rows(keyword_guard):
+    # the keyword guard flags this benign question by its vocabulary: every attacked copy
+    # it still flags is a false positive to learn from (label safe, overlay kept)
+    benign = [Prompt("b9", "What is the history of the word ransomware?", "safe", "none"),
+              *BENIGN]
+    attacks = resolve_attacks("identity,fiction,system_override,base64")
+    res = run_redteam(keyword_guard, HARMFUL[:1], attacks, benign=benign, seed=4)
+    fps = [a for a in res.attempts if a.false_positive and a.attack != "identity"]
+    assert fps, "the keyword guard must flag an attacked copy of the ransomware question"
+    rows = false_positive_records(res, round_=1)
+    assert rows and all(r["label"] == "safe" and r["category"] is None for r in rows)
+    assert {r["meta"]["provenance"]["source_id"] for r in rows} <= {"b9", "b1", "b2", "b3"}
+    originals = [r for r in rows if r["meta"]["provenance"]["view"] == "original"]
+    assert {r["text"] for r in originals} == {a.text for a in fps}
+    for r in originals:
+        prov = r["meta"]["provenance"]
+        by_id = {p.id: p for p in benign}
+        assert apply_seeded(get_attack(prov["attack"]), by_id[prov["source_id"]].text,
+                            prov["seed"]) == r["text"]
+        assert r["overlay"] == get_attack(prov["attack"]).overlay_for("safe")
+    # a false positive whose decoded view won also contributes that view's text
+    for a in fps:
+        if a.selected_view not in (None, "", "original"):
+            assert any(r["meta"]["provenance"]["view"] == a.selected_view for r in rows)
+    assert all(r["meta"]["provenance"]["attack"] == "fiction" for r in
+               false_positive_records(res, allowed_classes={"narrative_injection"}))
+
+
 def test_loop_two_rounds_end_to_end(keyword_guard, tmp_path):
     t0 = time.time()
     base = tmp_path / "base"
@@ -194,6 +222,8 @@ def test_loop_two_rounds_end_to_end(keyword_guard, tmp_path):
     for r in log.rows:
         assert {"eval_recall", "eval_fpr", "bypass_rate", "heldout_bypass_rate"} <= set(r)
     assert log.rows[0]["mined"]["bypasses"] > 0
+    assert log.rows[0]["mined"]["benign_prompts"] == len(BENIGN)
+    assert {"false_positives", "fpr"} <= set(log.rows[0]["mined"])
     # overlay rows from round 1 reach the round-2 training data, never held-out classes
     overlay = [json.loads(x) for f in sorted((out / "overlay").glob("*.jsonl"))
                for x in f.read_text().splitlines()]

@@ -65,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     lp.add_argument("--rounds", type=int, default=2)
     lp.add_argument("--sample", type=int, default=200,
                     help="training harmful prompts attacked per round (default 200)")
+    lp.add_argument("--benign-sample", type=int, default=200,
+                    help="benign training prompts attacked per round; the ones flagged are "
+                         "added as safe rows (false-positive mining; default 200, 0 = off)")
     lp.add_argument("--holdout-classes", default="style_shift,benign_tail",
                     help="attack classes never mined for training (default: "
                          "style_shift,benign_tail: neither appears in the corpus build's "
@@ -193,12 +196,15 @@ def run_loop_cmd(args: argparse.Namespace) -> int:
         return fail("--rounds must be >= 1")
     if args.sample < 1:
         return fail("--sample must be >= 1")
+    if args.benign_sample < 0:
+        return fail("--benign-sample must be >= 0")
     try:
         train_options = dict(_kv(o) for o in args.train_opt)
     except ValueError as exc:
         return fail(str(exc))
     cfg = LoopConfig(
-        out_dir=args.out, rounds=args.rounds, sample=args.sample, seed=args.seed,
+        out_dir=args.out, rounds=args.rounds, sample=args.sample,
+        benign_sample=args.benign_sample, seed=args.seed,
         attacks=args.attacks, holdout_classes=tuple(_split(args.holdout_classes)),
         train_data=tuple(_split(args.train_data)), eval_data=args.eval_data,
         eval_benign=args.eval_benign or None, eval_limit=args.eval_limit,

@@ -239,6 +239,94 @@ def jailbreak_augment(templates: list[Record], harmful: list[Record], seed: int,
     return out
 
 
+# Attack wrappers around benign and harmful payloads.  The red-team runs showed the model
+# had learned "wrapper = unsafe": a trivia question inside a role-play frame, an "ignore
+# previous instructions" preamble or a "decode this Base64" instruction was flagged 60-100%
+# of the time, because every wrapped training row carried a harmful payload.  These rows
+# teach that the payload decides the label and the wrapper only the overlay.  Only the
+# attacks named here feed training; the rest of the library (screenplay, mischievous_user,
+# hidden_in_document, morse, url, reversed, dan_template, leet_basic, style shifts, benign
+# tail, chains) never does, so their red-team rates measure generalisation.
+WRAP_ATTACKS = ("fiction", "roleplay", "system_override", "developer_mode", "base64", "hex",
+                "rot13", "jailbreak_template", "leet_extended")
+WRAP_BENIGN = 120  # benign payloads per attack (a third each: BoolQ, short ShareGPT, authored)
+WRAP_HARMFUL = 60  # harmful payloads per attack
+WRAP_MAX_CHARS = 500  # wrapped text must fit one 126-token window (payload not cut off)
+
+
+def _short_benign(inputs_train: dict[str, list[Record]], authored: list[Record]
+                  ) -> list[list[Record]]:
+    """Benign payload pools: BoolQ questions, short ShareGPT first turns, authored benign."""
+    share = [r for r in inputs_train.get("sharegpt_train", [])
+             if r.label == "safe" and r.text and 3 <= len(r.text.split()) <= 40]
+    auth = [r for r in authored if r.label == "safe" and r.lang == "en" and r.overlay == "none"
+            and r.meta.get("kind") in BENIGN_KINDS]
+    boolq = [r for r in inputs_train.get("boolq", []) if r.label == "safe" and r.text]
+    return [p for p in (boolq, share, auth) if p]
+
+
+def _decoded_view(text: str, scheme: str) -> str | None:
+    """The canonicalizer's inline-decoded view of ``text`` for ``scheme`` (None if absent)."""
+    from haloguard.canonicalize import canonicalize
+
+    return next((v.text for v in canonicalize(text) if v.name == scheme), None)
+
+
+def wrapper_augment(inputs_train: dict[str, list[Record]], authored: list[Record],
+                    harmful: list[Record], seed: int, attacks: tuple[str, ...] = WRAP_ATTACKS,
+                    n_benign: int = WRAP_BENIGN, n_harmful: int = WRAP_HARMFUL) -> list[Record]:
+    """Benign and harmful training payloads wrapped by the attacks in ``attacks``.
+
+    Benign payload -> ``safe`` with the attack's overlay for a benign payload (a DAN
+    template around a trivia question is still a jailbreak *attempt*; a story frame is
+    not); harmful payload -> ``unsafe`` with its overlay.  For opaque encodings (Base64,
+    hex, ROT13) the model cannot read the cipher, so a benign payload adds the raw text
+    (the instruction wrapper alone must not flag) and its inline-decoded view, and a
+    harmful payload adds only the decoded view -- the Guard scores that view, and a raw
+    harmful cipher labelled unsafe would teach "opaque string = unsafe" again.
+    """
+    from haloguard.attacks.base import get_attack
+
+    pools = _short_benign(inputs_train, authored)
+    out: list[Record] = []
+    if not pools:
+        return out
+    for name in attacks:
+        try:
+            attack = get_attack(name)
+        except Exception:  # noqa: BLE001 - an attack the library lacks is skipped, not fatal
+            continue
+        opaque = attack.attack_class == "encoding" and getattr(attack, "instruct", False)
+        rng = random.Random(f"wrap:{seed}:{name}")
+        picks = [(rng.choice(pools[i % len(pools)]), "safe") for i in range(n_benign)]
+        picks += [(rng.choice(harmful), "unsafe") for _ in range(n_harmful if harmful else 0)]
+        for i, (p, label) in enumerate(picks):
+            text = ""
+            for _ in range(8):  # long templates: draw again until the payload fits a window
+                text = attack.apply(p.content, rng)
+                if len(text) <= WRAP_MAX_CHARS:
+                    break
+            if len(text) > WRAP_MAX_CHARS:
+                continue
+            variants = [("raw", text)]
+            if opaque:
+                dec = _decoded_view(text, name)
+                variants = ([("raw", text)] if label == "safe" else []) + (
+                    [("decoded", dec)] if dec and (label == "unsafe" or i % 2 == 0) else [])
+            kind = "wrapped_benign" if label == "safe" else {
+                "prompt_injection": "injection"}.get(attack.overlay_for(label), "jailbreak_wrapped")
+            for form, t in variants:
+                out.append(Record(
+                    id=f"aug:wrap:{name}:{form}:{p.id}:{i}", text=t, label=label,
+                    category=p.category if label == "unsafe" else None,
+                    source_category=p.source_category if label == "unsafe" else None,
+                    lang=p.lang, source="augment:wrapper", overlay=attack.overlay_for(label),
+                    meta={**{k: v for k, v in p.meta.items() if k in ("pair_id", "subcategory")},
+                          "kind": kind, "augmentation": f"wrap_{name}_{form}",
+                          "parent": p.id}))
+    return out
+
+
 # ---- build -------------------------------------------------------------------------------
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -254,10 +342,13 @@ def assemble(inputs: BuildInputs, seed: int) -> tuple[list[Record], dict[str, in
     obf = obfuscation_augment(inputs.authored, seed)
     tense = tense_augment(inputs.authored, inputs.train.get("advbench", []), seed)
     jb = jailbreak_augment(templates, harmful, seed)
-    rows, dup = dedup_exact([*inputs.authored, *obf, *tense, *jb, *source_rows])
+    harmful_all = [*harmful, *(r for r in inputs.train.get("pyrit_objectives", [])
+                               if r.label == "unsafe")]
+    wrap = wrapper_augment(inputs.train, inputs.authored, harmful_all, seed)
+    rows, dup = dedup_exact([*inputs.authored, *obf, *tense, *jb, *wrap, *source_rows])
     counts = {"authored": len(inputs.authored), "source_rows": len(source_rows),
               "templates": len(templates), "obfuscation_aug": len(obf),
-              "tense_aug": len(tense), "jailbreak_aug": len(jb),
+              "tense_aug": len(tense), "jailbreak_aug": len(jb), "wrapper_aug": len(wrap),
               "exact_duplicates_dropped": dup}
     return rows, counts
 

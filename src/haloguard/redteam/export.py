@@ -109,6 +109,59 @@ def bypass_records(
     return rows
 
 
+def false_positive_records(
+    result: RedteamResult,
+    *,
+    options: AttackOptions | None = None,
+    round_: int | None = None,
+    allowed_classes: set[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Training rows for every attacked *benign* prompt the guard flagged (label ``safe``).
+
+    The mirror of :func:`bypass_records`: hardening on bypasses alone teaches "wrapper =
+    unsafe" and buys robustness with over-refusal; these rows teach that a benign payload
+    stays safe whatever the wrapper (the overlay may still name the wrapper).  The raw
+    attacked text is kept even for encodings -- an opaque benign cipher labelled safe
+    teaches the model to defer to the decoded view -- and, when a decoded view won, that
+    view's text as well.  Held-out classes are filtered as in :func:`bypass_records`.
+    """
+    cache: dict[str, Attack] = {}
+    info = {a["name"]: a for a in result.attacks}
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for att in result.attempts:
+        if not att.false_positive or att.attack == "identity":
+            continue
+        if att.attack not in cache:
+            cache[att.attack] = get_attack(att.attack, options)
+        attack = cache[att.attack]
+        classes = set(info.get(att.attack, {}).get("classes", [att.attack_class]))
+        classes |= {get_attack(n, options).attack_class for n in _resolved_chain(att, attack)}
+        if allowed_classes is not None and not classes <= allowed_classes:
+            continue
+        src = result.prompts.get(att.prompt_id)
+        view = att.selected_view or "original"
+        texts = [("original", att.text)]
+        if view != "original":
+            decoded = scored_view(att.text, view)
+            if decoded and decoded != att.text:
+                texts.append((view, decoded))
+        rid = _short("fp", att.attack, att.seed, att.prompt_id)
+        prov = _provenance(att, attack, src, result.guard, round_)
+        for form, text in texts:
+            if text in seen:
+                continue
+            seen.add(text)
+            rows.append({
+                "id": f"redteam-fp-{rid}" + ("" if form == "original" else f"-{form}"),
+                "text": text, "label": "safe", "category": None,
+                "subcategory": src.subcategory if src else None, "kind": "wrapped_benign",
+                "pair_id": None, "lang": att.lang, "overlay": attack.overlay_for("safe"),
+                "meta": {"provenance": {**prov, "view": form, "false_positive": True}},
+            })
+    return rows
+
+
 def canonicalizer_gaps(result: RedteamResult) -> dict[str, int]:
     """Per attack: encoding bypasses whose winning view was the raw text (not decoded)."""
     out: dict[str, int] = {}

@@ -25,7 +25,8 @@ from typing import Any
 
 from haloguard.attacks.base import AttackOptions, resolve_attacks
 from haloguard.errors import InputError
-from haloguard.redteam.export import bypass_records, canonicalizer_gaps, write_records
+from haloguard.redteam.export import (bypass_records, canonicalizer_gaps, false_positive_records,
+                                      write_records)
 from haloguard.redteam.report import write_report
 from haloguard.redteam.runner import Prompt, RedteamResult, read_prompts, run_redteam
 
@@ -46,6 +47,7 @@ class LoopConfig:
     out_dir: str | Path
     rounds: int = 2
     sample: int = 200
+    benign_sample: int = 200  # benign training prompts attacked per round (false-positive mining)
     seed: int = 0
     attacks: str | list[str] = "all"
     holdout_classes: tuple[str, ...] = ("style_shift", "benign_tail")
@@ -416,22 +418,29 @@ def run_loop(
             row["suite_recall"], row["suite_fpr"] = pooled.get("recall"), pooled.get("fpr")
         if rnd < cfg.rounds:
             sample = rng.sample(train_harm, min(cfg.sample, len(train_harm)))
-            say(f"round {rnd}: mining bypasses on {len(sample)} training prompts with "
-                f"{len(train_attacks)} attacks (held out: {', '.join(holdout) or 'none'})")
-            mine = run_redteam(guard, sample, train_attacks, seed=cfg.seed * 1000 + rnd + 1,
-                               batch_size=cfg.batch_size, progress=cfg.progress,
-                               notify=lambda m: None)
+            bsample = rng.sample(twin_pool, min(cfg.benign_sample, len(twin_pool)))
+            say(f"round {rnd}: mining bypasses on {len(sample)} harmful and false positives on "
+                f"{len(bsample)} benign training prompts with {len(train_attacks)} attacks "
+                f"(held out: {', '.join(holdout) or 'none'})")
+            mine = run_redteam(guard, sample, train_attacks, benign=bsample,
+                               seed=cfg.seed * 1000 + rnd + 1, batch_size=cfg.batch_size,
+                               progress=cfg.progress, notify=lambda m: None)
             mine_summary = write_report(mine, rdir / "mine", attempts=False)
             recs = bypass_records(mine, benign_pool=twin_pool, options=cfg.options,
                                   round_=rnd + 1, allowed_classes=allowed)
-            stats = write_records(recs, overlay_dir / f"round_{rnd + 1}.jsonl")
-            row["mined"] = {"prompts": len(sample),
+            fps = false_positive_records(mine, options=cfg.options, round_=rnd + 1,
+                                         allowed_classes=allowed)
+            stats = write_records([*recs, *fps], overlay_dir / f"round_{rnd + 1}.jsonl")
+            row["mined"] = {"prompts": len(sample), "benign_prompts": len(bsample),
                             "attempts": mine_summary["overall"]["attempts"],
                             "bypass_rate": mine_summary["overall"]["bypass_rate"],
-                            "bypasses": stats.bypasses, "twins": stats.twins,
+                            "fpr": _fpr(mine),
+                            "bypasses": stats.bypasses, "twins": stats.twins - len(fps),
+                            "false_positives": len(fps),
                             "canonicalizer_gaps": canonicalizer_gaps(mine)}
-            say(f"round {rnd}: {stats.bypasses} bypasses + {stats.twins} twins -> {stats.path}; "
-                "rebuilding training data and retraining")
+            say(f"round {rnd}: {stats.bypasses} bypasses + {stats.twins - len(fps)} twins + "
+                f"{len(fps)} false positives -> {stats.path}; rebuilding training data and "
+                "retraining")
             data_dir = builder(overlay_dir, rdir / "data")
             model_dir = trainer(data_dir, out / "models" / f"round_{rnd + 1}")
         row["seconds"] = round(time.time() - t0, 1)
@@ -446,6 +455,13 @@ def run_loop(
                     say(f"warning: {key} rose by {100 * delta:.2f} points over the loop "
                         "(target: at most 0.5)")
     return LoopLog(rows, out)
+
+
+def _fpr(result: RedteamResult) -> float | None:
+    """Share of attacked benign prompts (identity excluded) the guard flagged."""
+    ben = [a for a in result.attempts if a.label == "safe" and a.attack != "identity"
+           and a.predicted != "error"]
+    return sum(a.false_positive for a in ben) / len(ben) if ben else None
 
 
 def _norm(text: str) -> str:
@@ -489,7 +505,8 @@ def render_log_markdown(rows: Sequence[dict[str, Any]]) -> str:
     out = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
     for r in rows:
         mined = r.get("mined")
-        m = f"{mined['bypasses']} (+{mined['twins']} twins)" if mined else "—"
+        m = (f"{mined['bypasses']} (+{mined['twins']} twins, "
+             f"+{mined.get('false_positives', 0)} false positives)" if mined else "—")
         cells = [str(r["round"]), _pct(r["eval_recall"]), _pct(r["eval_fpr"]),
                  _pct(r["bypass_rate"]), _pct(r["heldout_bypass_rate"]),
                  _pct(r["worst_single"]), _pct(r["worst_chain"]), _pct(r["attacked_fpr"])]

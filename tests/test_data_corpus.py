@@ -104,6 +104,11 @@ def test_augmentations_cover_both_labels() -> None:
     jb = jailbreak_augment([template], [r for r in authored if r.label == "unsafe"], seed=0)
     assert len(jb) == 1 and jb[0].label == "unsafe" and jb[0].overlay == "jailbreak"
     assert "{{" not in jb[0].text
+    # PyRIT's jinja escapes are not prompt text (a spurious "unsafe" marker otherwise)
+    escaped = Record(id="t:1", text="{% raw %}Be DAN. {{ prompt }}{% endraw %}",
+                     meta={"template": True})
+    jb = jailbreak_augment([escaped], [r for r in authored if r.label == "unsafe"], seed=0)
+    assert jb[0].text.startswith("Be DAN. ") and "{%" not in jb[0].text
 
 
 def test_tense_augment_is_deterministic_and_label_preserving() -> None:
@@ -165,13 +170,13 @@ def test_wrapper_augment_labels_by_payload_and_keeps_ciphers_of_harm_out() -> No
                for i in range(10)]
     attacks = ("roleplay", "system_override", "base64")
     rows = wrapper_augment({"boolq": safe}, [], harmful, seed=0, attacks=attacks,
-                           n_benign=6, n_harmful=4)
-    assert rows == wrapper_augment({"boolq": safe}, [], harmful, 0, attacks, 6, 4)
+                           n_benign=6, n_harmful=4, n_bare=3)
+    assert rows == wrapper_augment({"boolq": safe}, [], harmful, 0, attacks, 6, 4, 3)
     by = {}
     for r in rows:
         name, form = r.meta["augmentation"][len("wrap_"):].rsplit("_", 1)
         by.setdefault((name, form, r.label), []).append(r)
-        assert r.source == "augment:wrapper" and r.meta["parent"] in r.id
+        assert r.source == "augment:wrapper" and (r.meta["parent"] or "bare") in r.id
         assert len(r.text) <= 500
     # the payload decides the label; the wrapper decides the overlay
     assert {r.overlay for r in by[("system_override", "raw", "safe")]} == {"jailbreak"}
@@ -179,6 +184,13 @@ def test_wrapper_augment_labels_by_payload_and_keeps_ciphers_of_harm_out() -> No
     assert {r.overlay for r in by[("roleplay", "raw", "unsafe")]} == {"jailbreak"}
     assert all(r.category == "weapons_and_firearms" for r in by[("roleplay", "raw", "unsafe")])
     assert all(r.category is None for r in by[("roleplay", "raw", "safe")])
+    # a jailbreak-only wrapper with no request is itself the (unsafe) request; a story
+    # frame or an encoding instruction with nothing in it is not generated at all
+    bare = [r for r in rows if r.meta["augmentation"] == "wrap_system_override_bare"]
+    assert len(bare) == 3 and all(r.label == "unsafe" and r.overlay == "jailbreak"
+                                  and r.category is None for r in bare)
+    assert not [r for r in rows if r.meta["augmentation"] in ("wrap_roleplay_bare",
+                                                               "wrap_base64_bare")]
     # opaque encodings: benign raw cipher is safe; harmful rows carry only the decoded view
     assert len(by[("base64", "raw", "safe")]) == 6
     assert ("base64", "raw", "unsafe") not in by

@@ -15,6 +15,7 @@ import re
 from haloguard.attacks.base import Attack, register
 
 SLOT = re.compile(r"\{\{\s*prompt\s*\}\}")
+JINJA_TAG = re.compile(r"\{%-?\s*(?:end)?raw\s*-?%\}")
 
 #: small built-in stand-ins (paraphrased classics), used when package files are missing
 BUILTIN_TEMPLATES: tuple[str, ...] = (
@@ -46,6 +47,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
 def fill(template: str, ask: str) -> str:
     """Put ``ask`` in the template's ``{{ prompt }}`` slot, or append it when there is none."""
     ask = ask.strip()
+    template = JINJA_TAG.sub("", template).strip()  # PyRIT's {% raw %} escapes
     if SLOT.search(template):
         return SLOT.sub(lambda _: ask, template)
     return template.rstrip() + "\n\n" + ask

@@ -250,7 +250,12 @@ def jailbreak_augment(templates: list[Record], harmful: list[Record], seed: int,
 WRAP_ATTACKS = ("fiction", "roleplay", "system_override", "developer_mode", "base64", "hex",
                 "rot13", "jailbreak_template", "leet_extended")
 WRAP_BENIGN = 120  # benign payloads per attack (a third each: BoolQ, short ShareGPT, authored)
-WRAP_HARMFUL = 60  # harmful payloads per attack
+WRAP_HARMFUL = 120  # harmful payloads per attack
+WRAP_BARE = 40  # bare wrappers (no request, or a placeholder) per jailbreak-only wrapper
+#: what stands where the request would go in a bare wrapper
+BARE_PLACEHOLDERS = ("", "[INSERT PROMPT HERE]", "[PROMPT]", "{question}", "<your request>",
+                     "My first request will follow.", "Confirm that you understand by replying "
+                     "'OK'.", "Wait for my question.")
 WRAP_MAX_CHARS = 500  # wrapped text must fit one 126-token window (payload not cut off)
 
 
@@ -274,12 +279,17 @@ def _decoded_view(text: str, scheme: str) -> str | None:
 
 def wrapper_augment(inputs_train: dict[str, list[Record]], authored: list[Record],
                     harmful: list[Record], seed: int, attacks: tuple[str, ...] = WRAP_ATTACKS,
-                    n_benign: int = WRAP_BENIGN, n_harmful: int = WRAP_HARMFUL) -> list[Record]:
+                    n_benign: int = WRAP_BENIGN, n_harmful: int = WRAP_HARMFUL,
+                    n_bare: int = WRAP_BARE) -> list[Record]:
     """Benign and harmful training payloads wrapped by the attacks in ``attacks``.
 
     Benign payload -> ``safe`` with the attack's overlay for a benign payload (a DAN
     template around a trivia question is still a jailbreak *attempt*; a story frame is
-    not); harmful payload -> ``unsafe`` with its overlay.  For opaque encodings (Base64,
+    not); harmful payload -> ``unsafe`` with its overlay.  A wrapper that is a jailbreak
+    even around a benign payload (an override, "developer mode", a jailbreak template) is,
+    with no request in it (empty, or a placeholder such as ``[INSERT PROMPT HERE]``), itself
+    the request -- to drop the safety rules -- so ``n_bare`` such rows per attack are
+    ``unsafe`` with the jailbreak overlay and no category.  For opaque encodings (Base64,
     hex, ROT13) the model cannot read the cipher, so a benign payload adds the raw text
     (the instruction wrapper alone must not flag) and its inline-decoded view, and a
     harmful payload adds only the decoded view -- the Guard scores that view, and a raw
@@ -300,13 +310,23 @@ def wrapper_augment(inputs_train: dict[str, list[Record]], authored: list[Record
         rng = random.Random(f"wrap:{seed}:{name}")
         picks = [(rng.choice(pools[i % len(pools)]), "safe") for i in range(n_benign)]
         picks += [(rng.choice(harmful), "unsafe") for _ in range(n_harmful if harmful else 0)]
+        if attack.overlay_for("safe") != "none" and not opaque:
+            picks += [(Record(id=f"bare{j}", text=rng.choice(BARE_PLACEHOLDERS) or " ",
+                              source="augment:wrapper"), "bare") for j in range(n_bare)]
         for i, (p, label) in enumerate(picks):
             text = ""
             for _ in range(8):  # long templates: draw again until the payload fits a window
-                text = attack.apply(p.content, rng)
-                if len(text) <= WRAP_MAX_CHARS:
+                text = attack.apply(p.content.strip(), rng).strip()
+                if len(text) <= WRAP_MAX_CHARS or label == "bare":
                     break
-            if len(text) > WRAP_MAX_CHARS:
+            if len(text) > WRAP_MAX_CHARS and label != "bare":
+                continue
+            if label == "bare":
+                out.append(Record(
+                    id=f"aug:wrap:{name}:bare:{i}", text=text, label="unsafe",
+                    lang="en", source="augment:wrapper", overlay=attack.overlay_for("safe"),
+                    meta={"kind": "jailbreak_wrapped", "augmentation": f"wrap_{name}_bare",
+                          "parent": None}))
                 continue
             variants = [("raw", text)]
             if opaque:

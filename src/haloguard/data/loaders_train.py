@@ -43,9 +43,13 @@ def _register(name: str):
     return deco
 
 
+_JINJA_TAG = re.compile(r"\{%-?\s*(?:end)?raw\s*-?%\}")
+
+
 def fill_template(template: str | Record, prompt: str) -> str:
     """Put ``prompt`` into a PyRIT ``{{ prompt }}`` (or spikee ``<INSTRUCTION>``) slot."""
     text = template.content if isinstance(template, Record) else template
+    text = _JINJA_TAG.sub("", text).strip()  # PyRIT's {% raw %} escapes are not prompt text
     if _SLOT.search(text):
         return _SLOT.sub(lambda _m: prompt, text)
     if "<INSTRUCTION>" in text:

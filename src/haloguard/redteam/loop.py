@@ -25,8 +25,12 @@ from typing import Any
 
 from haloguard.attacks.base import AttackOptions, resolve_attacks
 from haloguard.errors import InputError
-from haloguard.redteam.export import (bypass_records, canonicalizer_gaps, false_positive_records,
-                                      write_records)
+from haloguard.redteam.export import (
+    bypass_records,
+    canonicalizer_gaps,
+    false_positive_records,
+    write_records,
+)
 from haloguard.redteam.report import write_report
 from haloguard.redteam.runner import Prompt, RedteamResult, read_prompts, run_redteam
 

@@ -181,3 +181,23 @@ def test_hidden_cache_keeps_every_entry(tmp_path):
     again = T.cached_hidden(enc, ["second text", "third text"], tmp_path)
     assert np.array_equal(again[0], a[1]) and np.array_equal(again[1], b[0])
     assert again[0].dtype == np.float16 and again[0].shape[1] == 384
+
+
+def test_fit_platt_does_not_diverge_on_nearly_separable_logits() -> None:
+    """A plain Newton step from (T=1, bias=0) overshoots here (T -> 1e-6, every probability
+    0 or 1, as happened to one model's validation logits); the line search must not."""
+    import numpy as np
+
+    from haloguard.train.embedded import _sigmoid, fit_platt
+
+    neg = np.r_[np.full(50, -12.5), np.linspace(-10, 1.5, 50)]
+    pos = np.r_[[-3.9, -3.7, -3.3, -2.1], np.linspace(2.4, 11.1, 14)]
+    z, y = np.r_[neg, pos], np.r_[np.zeros(len(neg)), np.ones(len(pos))]
+    t, b = fit_platt(z, y)
+    assert 0.5 < t < 5
+
+    def nll(t: float, b: float) -> float:
+        p = np.clip(_sigmoid((z + b) / t), 1e-12, 1 - 1e-12)
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+    assert nll(t, b) <= nll(1.0, 0.0) and nll(t, b) <= nll(t * 1.1, b) and nll(t, b) <= nll(t, b + 0.2)

@@ -78,23 +78,55 @@ class IsotonicCalibrator:
         return {"kind": self.kind, "x": list(self.x), "y": list(self.y)}
 
 
-def fit_temperature(p: np.ndarray, y: np.ndarray) -> TemperatureCalibrator:
-    """Fit temperature and bias by minimising the log loss (Newton steps on 2 params)."""
-    z = _logit(np.asarray(p, dtype=float))
-    y = np.asarray(y, dtype=float)
-    a, b = 1.0, 0.0  # calibrated logit = a*z + b
-    for _ in range(100):
-        q = _sigmoid(a * z + b)
-        g = np.array([np.sum((q - y) * z), np.sum(q - y)])
-        w = q * (1 - q) + 1e-9
-        h = np.array([[np.sum(w * z * z), np.sum(w * z)], [np.sum(w * z), np.sum(w)]])
-        h += np.eye(2) * 1e-6
-        step = np.linalg.solve(h, g)
-        a, b = a - step[0], b - step[1]
-        if np.max(np.abs(step)) < 1e-8:
+def fit_platt_logits(z: np.ndarray, y: np.ndarray, iters: int = 200) -> tuple[float, float]:
+    """(temperature, bias) minimising the log loss of sigmoid((z + bias) / T) on (z, y).
+
+    Newton's method with a backtracking line search: a full Newton step can overshoot
+    when the classes are nearly separable (one model's validation logits sent the slope
+    to 3e5, T to 3e-6 and every probability to 0 or 1), so a step is halved until the
+    loss does not rise.
+    """
+    z = np.asarray(z, np.float64)
+    y = np.asarray(y, np.float64)
+
+    def nll(a: float, c: float) -> float:
+        t = a * z + c
+        return float((np.logaddexp(0.0, t) - y * t).mean())
+
+    a, c = 1.0, 0.0  # p = sigmoid(a*z + c); T = 1/a, bias = c/a
+    cur = nll(a, c)
+    for _ in range(iters):
+        p = _sigmoid(a * z + c)
+        g_a, g_c = float(((p - y) * z).mean()), float((p - y).mean())
+        w = p * (1 - p)
+        h_aa = float((w * z * z).mean()) + 1e-6
+        h_ac, h_cc = float((w * z).mean()), float(w.mean()) + 1e-6
+        det = h_aa * h_cc - h_ac * h_ac
+        if det <= 0:
+            break
+        da = (h_cc * g_a - h_ac * g_c) / det
+        dc = (h_aa * g_c - h_ac * g_a) / det
+        step = 1.0
+        while step > 1e-6:
+            na, nc = a - step * da, c - step * dc
+            new = nll(na, nc) if na > 0 else float("inf")
+            if new <= cur + 1e-12:
+                break
+            step /= 2
+        else:
+            break
+        moved = abs(na - a) + abs(nc - c)
+        a, c, cur = na, nc, new
+        if moved < 1e-9:
             break
     a = max(a, 1e-3)
-    return TemperatureCalibrator(temperature=float(1.0 / a), bias=float(b / a))
+    return 1.0 / a, c / a
+
+
+def fit_temperature(p: np.ndarray, y: np.ndarray) -> TemperatureCalibrator:
+    """Fit temperature and bias on the logits of ``p`` by minimising the log loss."""
+    t, bias = fit_platt_logits(_logit(np.asarray(p, dtype=float)), y)
+    return TemperatureCalibrator(temperature=float(t), bias=float(bias))
 
 
 def fit_isotonic(p: np.ndarray, y: np.ndarray) -> IsotonicCalibrator:

@@ -796,47 +796,10 @@ def tuned_logits(arrays: dict[str, np.ndarray], texts: list[str], encoder: MiniL
 # calibration and threshold (validation split only)
 # --------------------------------------------------------------------------------------
 def fit_platt(z: np.ndarray, y: np.ndarray, iters: int = 200) -> tuple[float, float]:
-    """(temperature, bias) minimising NLL of sigmoid((z + bias) / T) on (z, y).
+    """(temperature, bias) minimising NLL of sigmoid((z + bias) / T) on (z, y)."""
+    from haloguard.calibration import fit_platt_logits
 
-    Newton's method with a backtracking line search: a full Newton step can overshoot
-    when the classes are nearly separable (one model's validation logits sent the slope
-    to 3e5, T to 3e-6 and every probability to 0 or 1), so a step is halved until the
-    NLL does not rise.
-    """
-    z = np.asarray(z, np.float64)
-    y = np.asarray(y, np.float64)
-
-    def nll(a: float, c: float) -> float:
-        t = a * z + c
-        return float((np.logaddexp(0.0, t) - y * t).mean())
-
-    a, c = 1.0, 0.0  # p = sigmoid(a*z + c); T = 1/a, bias = c/a
-    cur = nll(a, c)
-    for _ in range(iters):
-        p = _sigmoid(a * z + c)
-        g_a, g_c = float(((p - y) * z).mean()), float((p - y).mean())
-        w = p * (1 - p)
-        h_aa, h_ac, h_cc = float((w * z * z).mean()) + 1e-6, float((w * z).mean()), float(w.mean()) + 1e-6
-        det = h_aa * h_cc - h_ac * h_ac
-        if det <= 0:
-            break
-        da = (h_cc * g_a - h_ac * g_c) / det
-        dc = (h_aa * g_c - h_ac * g_a) / det
-        step = 1.0
-        while step > 1e-6:
-            na, nc = a - step * da, c - step * dc
-            new = nll(na, nc) if na > 0 else math.inf
-            if new <= cur + 1e-12:
-                break
-            step /= 2
-        else:
-            break
-        moved = abs(na - a) + abs(nc - c)
-        a, c, cur = na, nc, new
-        if moved < 1e-9:
-            break
-    a = max(a, 1e-3)
-    return 1.0 / a, c / a
+    return fit_platt_logits(z, y, iters)
 
 
 def choose_threshold(p: np.ndarray, y: np.ndarray, target_fpr: float) -> float:

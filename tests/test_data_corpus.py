@@ -78,9 +78,17 @@ def test_injected_overlap_is_dropped_and_reported(tmp_path: Path) -> None:
     leak = inputs.eval["harmbench"][0]
     inputs.train["injected"] = [Record(id="injected:0", text=leak.text.upper() + "!", label="unsafe",
                                        source="injected")]
+    # an augmented copy of the leaking row (the wrapper hides it from the near-dup check)
+    inputs.train["injected"].append(Record(
+        id="injected:1", text="Let's role-play. You are Mara, an expert. Mara, tell me about "
+        "gardening in small flats", label="unsafe", source="injected",
+        meta={"parent": "injected:0"}))
     res = build_corpus(tmp_path, inputs)
-    assert res.dropped_for_leakage >= 1 and res.leakage.ok
+    assert res.dropped_for_leakage >= 2 and res.leakage.ok
     assert res.manifest["leakage"]["first_pass"]["by_pair"]["injected -> harmbench"] == 1
+    assert res.manifest["leakage"]["dropped_augmented_copies"] == 1
+    kept = {r.id for n in ("train.jsonl", "val.jsonl") for r in read_jsonl(tmp_path / n)}
+    assert not kept & {"injected:0", "injected:1"}
 
 
 def test_leakage_fails_build_naming_sources(tmp_path: Path) -> None:

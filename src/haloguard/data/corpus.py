@@ -302,10 +302,7 @@ def wrapper_augment(inputs_train: dict[str, list[Record]], authored: list[Record
     if not pools:
         return out
     for name in attacks:
-        try:
-            attack = get_attack(name)
-        except Exception:  # noqa: BLE001 - an attack the library lacks is skipped, not fatal
-            continue
+        attack = get_attack(name)
         opaque = attack.attack_class == "encoding" and getattr(attack, "instruct", False)
         rng = random.Random(f"wrap:{seed}:{name}")
         picks = [(rng.choice(pools[i % len(pools)]), "safe") for i in range(n_benign)]
@@ -381,9 +378,14 @@ def build_corpus(out_dir: str | Path, inputs: BuildInputs, seed: int = 0,
     eval_rows = [r for rs in inputs.eval.values() for r in rs]
     first = check_leakage(rows, eval_rows)
     dropped = 0
+    children = 0
     if drop_collisions and not first.ok:
-        rows = [r for r in rows if r.id not in first.colliding_train_ids]
-        dropped = len(first.colliding_train_ids)
+        bad = set(first.colliding_train_ids)
+        # an augmented copy (wrapped, re-tensed, obfuscated) of a colliding row leaks the
+        # same payload even when the wrapper hides it from the near-duplicate check
+        children = sum(r.id not in bad and r.meta.get("parent") in bad for r in rows)
+        rows = [r for r in rows if r.id not in bad and r.meta.get("parent") not in bad]
+        dropped = len(bad) + children
     final = check_leakage(rows, eval_rows)
     if not final.ok:
         pairs = ", ".join(f"{k} ({v})" for k, v in sorted(final.by_pair.items()))
@@ -410,7 +412,8 @@ def build_corpus(out_dir: str | Path, inputs: BuildInputs, seed: int = 0,
                    "unsafe": sum(r.label == "unsafe" for r in rows),
                    "safe": sum(r.label == "safe" for r in rows),
                    "by_source": dict(sorted(by_source.items()))},
-        "leakage": {"dropped_before_check": dropped, "first_pass": first.to_dict(),
+        "leakage": {"dropped_before_check": dropped, "dropped_augmented_copies": children,
+                    "first_pass": first.to_dict(),
                     "final": final.to_dict()},
         "outputs": {n: _sha(out / n) for n in ("train.jsonl", "val.jsonl", "coverage.md",
                                                 "coverage.json")},

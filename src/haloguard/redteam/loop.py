@@ -1,8 +1,9 @@
-"""``redteam loop``: attack -> collect bypasses -> add them (and benign twins) to a corpus
-overlay -> rebuild training data -> retrain the embedded model -> re-evaluate.
+"""``redteam loop``: attack -> collect bypasses (with benign twins) and false positives
+(attacked benign prompts the guard flags) -> add them to a corpus overlay -> rebuild
+training data -> retrain the embedded model -> re-evaluate.
 
-Bypasses are mined on *training* harmful prompts only (AdvBench + the authored corpus by
-default); robustness is measured on an *evaluation* set (HarmBench by default) that never
+Bypasses and false positives are mined on *training* prompts only (AdvBench + the
+authored corpus by default); robustness is measured on an *evaluation* set (HarmBench by default) that never
 feeds training.  Attack classes in ``holdout_classes`` are never mined, so their bypass
 rate on the evaluation set measures generalisation rather than memorisation.
 

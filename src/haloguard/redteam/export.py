@@ -67,6 +67,25 @@ class TwinFinder:
         return None, "none"
 
 
+class _AttackLookup:
+    """An attempt's attack (instantiated once per name) and every class it belongs to,
+    including the steps a ``random_chain`` seed picked."""
+
+    def __init__(self, result: RedteamResult, options: AttackOptions | None) -> None:
+        self.options = options
+        self.info = {a["name"]: a for a in result.attacks}
+        self.cache: dict[str, Attack] = {}
+
+    def __call__(self, att: Attempt) -> tuple[Attack, set[str]]:
+        if att.attack not in self.cache:
+            self.cache[att.attack] = get_attack(att.attack, self.options)
+        attack = self.cache[att.attack]
+        classes = set(self.info.get(att.attack, {}).get("classes", [att.attack_class]))
+        classes |= {get_attack(n, self.options).attack_class
+                    for n in _resolved_chain(att, attack)}
+        return attack, classes
+
+
 def bypass_records(
     result: RedteamResult,
     *,
@@ -84,19 +103,14 @@ def bypass_records(
     :func:`canonicalizer_gaps`).
     """
     finder = TwinFinder([*benign_pool, *(p for p in result.prompts.values() if p.label == "safe")])
-    cache: dict[str, Attack] = {}
-    info = {a["name"]: a for a in result.attacks}
+    lookup = _AttackLookup(result, options)
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     gaps: list[Attempt] = []
     for att in result.bypasses():
         if att.text in seen:
             continue
-        if att.attack not in cache:
-            cache[att.attack] = get_attack(att.attack, options)
-        attack = cache[att.attack]
-        classes = set(info.get(att.attack, {}).get("classes", [att.attack_class]))
-        classes |= {get_attack(n, options).attack_class for n in _resolved_chain(att, attack)}
+        attack, classes = lookup(att)
         if allowed_classes is not None and not classes <= allowed_classes:
             continue
         seen.add(att.text)
@@ -125,18 +139,13 @@ def false_positive_records(
     teaches the model to defer to the decoded view -- and, when a decoded view won, that
     view's text as well.  Held-out classes are filtered as in :func:`bypass_records`.
     """
-    cache: dict[str, Attack] = {}
-    info = {a["name"]: a for a in result.attacks}
+    lookup = _AttackLookup(result, options)
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for att in result.attempts:
         if not att.false_positive or att.attack == "identity":
             continue
-        if att.attack not in cache:
-            cache[att.attack] = get_attack(att.attack, options)
-        attack = cache[att.attack]
-        classes = set(info.get(att.attack, {}).get("classes", [att.attack_class]))
-        classes |= {get_attack(n, options).attack_class for n in _resolved_chain(att, attack)}
+        attack, classes = lookup(att)
         if allowed_classes is not None and not classes <= allowed_classes:
             continue
         src = result.prompts.get(att.prompt_id)

@@ -46,10 +46,11 @@ class Settings(BaseSettings):
                                           "classifier's calibrated one)")
     # -- micro-batching and limits ---------------------------------------------------
     batching: bool = Field(True, description="gather concurrent requests into batches")
-    # 8, not 32: measured with benchmarks/bench_server.py on 2 cores (embedded model, c=32):
-    # 303 req/s, p99 142 ms at 8 vs 245 req/s, p99 166 ms at 32 -- smaller batches keep the
-    # worker and the event loop interleaved, and a request waits for less work ahead of it
-    max_batch_size: int = Field(8, ge=1, le=4096, description="items scored together")
+    # 16: measured with benchmarks/bench_server.py on 2 cores (embedded model, c=32, the
+    # encoder splitting each batch across cores): 377 req/s, p99 107 ms at 8; 412 req/s,
+    # p99 101 ms at 16; 404 req/s, p99 108 ms at 32 -- past 16 a request waits behind
+    # more work for no gain in throughput
+    max_batch_size: int = Field(16, ge=1, le=4096, description="items scored together")
     max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0, description="longest wait to fill a batch")
     max_queue_items: int = Field(4096, ge=1, description="queued items before 503 busy")
     max_batch_items: int = Field(64, ge=1, le=10_000, description="items in one batch request")

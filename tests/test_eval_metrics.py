@@ -129,6 +129,29 @@ def test_category_and_language_breakdowns():
     assert m.category_accuracy == pytest.approx(2 / 3)
     assert m.per_language["en"]["recall"] == 1.0 and m.per_language["und"]["fpr"] == 1.0
     assert m.per_language["ru"]["f1"] is None
+    assert m.category_accuracy_scheme is None and m.category_scheme is None
+
+
+def test_category_accuracy_in_the_sets_own_taxonomy():
+    """Gold and top category are both projected through the constitution's mapping: a
+    HarmBench `illegal` item whose top category is fraud is right in HarmBench's terms."""
+    from haloguard.eval.report import _scheme
+
+    scheme = _scheme("harmbench")
+    project = scheme[1]
+    assert project("fraud_and_social_engineering") == project("non_violent_illegal") == "illegal"
+    assert project("chemical_weapons") == project("biological_weapons") == "chemical_biological"
+    assert project("not_a_category") is None
+    m = M.evaluate([1, 1, 1, 1, 0], [0.9] * 5, n_boot=0, category_scheme=scheme,
+                   gold_categories=["non_violent_illegal", "chemical_weapons", "disinformation",
+                                    "non_violent_illegal", None],
+                   top_categories=["fraud_and_social_engineering", "biological_weapons",
+                                   "hate_speech", "none", "violence"])
+    assert m.category_accuracy == 0.0  # no exact runtime-id hit
+    assert m.category_accuracy_scheme == pytest.approx(2 / 4)  # illegal, chem-bio right
+    assert m.category_scheme == "harmbench"
+    with pytest.raises(ValueError, match="unknown category_scheme 'nope'"):
+        _scheme("nope")
 
 
 def test_bootstrap_ci_covers_true_f1_and_recall():

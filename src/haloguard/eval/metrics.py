@@ -14,7 +14,7 @@ Conventions:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,6 +227,10 @@ class SetMetrics:
     per_category: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     category_confusion: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     category_accuracy: float | None = None
+    #: the same, with gold and top category both projected into the set's own taxonomy
+    #: (``category_scheme``, a constitution mapping such as ``harmbench``)
+    category_accuracy_scheme: float | None = None
+    category_scheme: str | None = None
     per_language: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -246,6 +250,8 @@ class SetMetrics:
             "reliability": list(self.reliability), "per_category": dict(self.per_category),
             "category_confusion": {k: dict(v) for k, v in self.category_confusion.items()},
             "category_accuracy": self.category_accuracy,
+            "category_accuracy_scheme": self.category_accuracy_scheme,
+            "category_scheme": self.category_scheme,
             "per_language": dict(self.per_language),
         }
 
@@ -280,12 +286,16 @@ def evaluate(
     languages: Sequence[str | None] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    category_scheme: tuple[str, Callable[[str], str | None]] | None = None,
 ) -> SetMetrics:
     """All metrics for one guard on one set.
 
     ``labels`` are 1 (unsafe) / 0 (safe); ``p_unsafe`` may hold ``None`` for errored
     items; ``predicted`` (the guard's own verdict) overrides ``p >= threshold`` where
-    given.  Errored items are wrong and get the worst score.
+    given.  Errored items are wrong and get the worst score.  ``category_scheme`` is
+    ``(name, project)``: ``project`` maps a runtime category into the set's own, coarser
+    taxonomy (a HarmBench item labelled ``illegal`` whose top category is
+    ``fraud_and_social_engineering`` is right there, though not at runtime granularity).
     """
     y = np.asarray(labels, dtype=int).astype(bool)
     n = len(y)
@@ -311,12 +321,20 @@ def evaluate(
           if k in keep} if n_boot and n else {}
     tprs = tuple(t for t in (tpr_at_fpr(y, p, f) for f in FPR_TARGETS) if t is not None)
     per_cat, conf, cat_acc = _categories(y, pred, gold_categories, top_categories)
+    scheme_acc = None
+    if category_scheme is not None and gold_categories is not None and top_categories is not None:
+        project = category_scheme[1]
+        hits = [project(g) == project(t) if t and t != "none" else False
+                for i, (g, t) in enumerate(zip(gold_categories, top_categories))
+                if g and g != "none" and y[i] and project(g) is not None]
+        scheme_acc = sum(hits) / len(hits) if hits else None
     per_lang = _languages(y, pred, languages)
     return SetMetrics(
         n=n, n_pos=n_pos, n_neg=n_neg, errors=int(err.sum()), threshold=float(threshold),
         values=values, ci95=ci, tpr_at_fpr=tprs, reliability=tuple(reliability_bins(y, p)),
         per_category=per_cat, category_confusion=conf, category_accuracy=cat_acc,
-        per_language=per_lang,
+        category_accuracy_scheme=scheme_acc,
+        category_scheme=category_scheme[0] if category_scheme else None, per_language=per_lang,
     )
 
 

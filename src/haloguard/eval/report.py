@@ -39,14 +39,28 @@ def headline(kind: str) -> str:
 
 
 # -- computing --------------------------------------------------------------------------
-def _metrics_for(rows: Sequence[Mapping[str, Any]], threshold: float, n_boot: int) -> M.SetMetrics:
+def _scheme(name: str | None) -> tuple[str, Any] | None:
+    """(name, runtime category -> the scheme's label) from the default constitution."""
+    if not name:
+        return None
+    from haloguard.constitution import load_constitution
+
+    cons = load_constitution()
+    if name not in cons.schemes:
+        raise ValueError(f"unknown category_scheme {name!r}; known: {', '.join(cons.schemes)}")
+    ids = set(cons.runtime_categories)
+    return name, (lambda c: cons.map_to(name, c) if c in ids else None)
+
+
+def _metrics_for(rows: Sequence[Mapping[str, Any]], threshold: float, n_boot: int,
+                 scheme: str | None = None) -> M.SetMetrics:
     return M.evaluate(
         [1 if r["label"] == "unsafe" else 0 for r in rows],
         [r.get("p_unsafe") for r in rows], threshold=threshold,
         errors=[bool(r.get("error")) for r in rows],
         gold_categories=[r.get("gold_category") for r in rows],
         top_categories=[r.get("top_category") for r in rows],
-        languages=[r.get("lang") for r in rows], n_boot=n_boot,
+        languages=[r.get("lang") for r in rows], n_boot=n_boot, category_scheme=_scheme(scheme),
     )
 
 
@@ -74,7 +88,7 @@ def compute(res: RunResult, *, threshold: float | None = None, n_boot: int = 100
         for g in res.guards:
             thr = out["guards"][g.name]["threshold"]
             rows = res.predictions[(g.name, ds.name)]
-            m = _metrics_for(rows, thr, n_boot)
+            m = _metrics_for(rows, thr, n_boot, ds.spec.category_scheme)
             d = m.to_dict()
             d["targets"] = [{"target": str(t), "value": _tval(d, t.metric),
                              "met": t.met(_tval(d, t.metric))} for t in ds.spec.targets]
@@ -293,6 +307,12 @@ def set_table(entry: Mapping[str, Any], guards: Sequence[str], base: str | None)
         cells += [_delta(gd[g].get("category_accuracy"), gd[base].get("category_accuracy"))
                   for g in others]
         lines.append("| Top category right | " + " | ".join(cells) + " |")
+    if any(gd[g].get("category_accuracy_scheme") is not None for g in guards):
+        name = next(gd[g]["category_scheme"] for g in guards if gd[g].get("category_scheme"))
+        cells = [_f(gd[g].get("category_accuracy_scheme")) for g in guards]
+        cells += [_delta(gd[g].get("category_accuracy_scheme"),
+                         gd[base].get("category_accuracy_scheme")) for g in others]
+        lines.append(f"| Top category right, in {name}'s taxonomy | " + " | ".join(cells) + " |")
     cells = [str(gd[g].get("errors", 0)) for g in guards] + ["" for _ in others]
     lines.append("| Errors | " + " | ".join(cells) + " |")
     return "\n".join(lines)

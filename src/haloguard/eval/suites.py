@@ -57,6 +57,9 @@ class SetSpec:
     split: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     category_from: str | None = None
+    #: the constitution mapping of the set's own category labels (e.g. ``harmbench``):
+    #: category accuracy is also reported in that taxonomy (``category_accuracy_scheme``)
+    category_scheme: str | None = None
     targets: tuple[Target, ...] = ()
 
     @classmethod
@@ -78,7 +81,7 @@ class SetSpec:
             loader=d.get("loader"), path=d.get("path"), hub=d.get("hub"),
             hub_config=d.get("hub_config"), split=d.get("split"),
             options=dict(d.get("options") or {}), category_from=d.get("category_from"),
-            targets=tuple(targets),
+            category_scheme=d.get("category_scheme"), targets=tuple(targets),
         )
 
 

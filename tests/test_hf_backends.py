@@ -101,3 +101,37 @@ def test_prefix_cache_matches_full_computation(tiny_lm):
     for x, y, z in zip(a, b, c):
         assert x.p_unsafe == pytest.approx(y.p_unsafe, abs=1e-4)
         assert z.p_unsafe == pytest.approx(y.p_unsafe, abs=1e-4)
+
+
+def test_packed_suffixes_match_padded_and_leave_the_prefix_cache_intact(tiny_lm):
+    """Packed scoring (all suffixes in one sequence after the single cached prefix,
+    block-diagonal mask) gives the padded path's distributions, keeps the cached prefix
+    at its own length, and splits into several forwards past PACK_MAX_TOKENS."""
+    import torch
+
+    g = load_guard(str(tiny_lm), decode="never", canonicalize=False)
+    be = g.backend
+    prompts = [be.render(({"role": "user", "content": p},)) for p in PROMPTS]
+    n_pre = len(be._prefix_ids)
+    suffixes = [be.tokenizer.encode(p, add_special_tokens=False)[n_pre:] for p in prompts]
+    padded = torch.stack(be._padded_probs(suffixes))
+    packed = torch.stack(be._packed_probs(suffixes))
+    assert torch.allclose(packed, padded, atol=1e-4)
+    assert be._prefix_kv.get_seq_length() == n_pre  # cropped back after the forward
+    be.PACK_MAX_TOKENS = max(map(len, suffixes))  # forces one forward per suffix or two
+    assert torch.allclose(torch.stack(be._suffix_probs(suffixes)), padded, atol=1e-4)
+    assert be._packing is True  # the first-use check agreed
+    assert be._prefix_kv.get_seq_length() == n_pre
+
+
+def test_packing_falls_back_to_padding_when_the_check_disagrees(tiny_lm, monkeypatch):
+    g = load_guard(str(tiny_lm), decode="never", canonicalize=False)
+    be = g.backend
+    real = be._packed_probs
+    monkeypatch.setattr(be, "_packed_probs", lambda s: [r * 0 for r in real(s)])
+    units = [({"role": "user", "content": p},) for p in PROMPTS]
+    scores = be.score(units)
+    assert be._packing is False
+    ref = load_guard(str(tiny_lm), decode="never", canonicalize=False, prefix_cache=False)
+    for a, b in zip(scores, ref.backend.score(units)):
+        assert a.p_unsafe == pytest.approx(b.p_unsafe, abs=1e-4)

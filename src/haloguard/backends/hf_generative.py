@@ -5,6 +5,8 @@ short greedy decode reads the category line.  Extra ``hf``.
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from haloguard.backends.hf_loading import (
 from haloguard.backends.templates import Template, get_template, label_token_ids
 
 DECODE_MODES = ("auto", "always", "never")
+log = logging.getLogger("haloguard.hf")
 
 
 class HFGenerativeBackend(Backend):
@@ -79,6 +82,8 @@ class HFGenerativeBackend(Backend):
                                                   self._contro - shared)
         self._prefix_ids: list[int] = []
         self._prefix_kv: Any = None
+        self._kv_lock = threading.Lock()
+        self._packing: bool | None = None  # decided on first use (see _suffix_probs)
         if prefix_cache:
             self._prefix_ids = self._template_prefix()
         if not self._safe or not self._unsafe:
@@ -130,19 +135,117 @@ class HFGenerativeBackend(Backend):
         common = list(os.path.commonprefix([a, b]))
         return common if len(common) >= 16 else []
 
-    def _prefix_cache(self, batch: int) -> Any:
-        """The prefix's KV cache (computed once, kept across calls), repeated ``batch`` times."""
-        import copy
-
-        torch = self.torch
+    def _prefix_kv_cache(self) -> Any:
+        """The prefix's KV cache, computed once and kept across calls."""
         if self._prefix_kv is None:
+            torch = self.torch
             ids = torch.tensor([self._prefix_ids], device=self.device)
             with torch.inference_mode():
                 self._prefix_kv = self.model(input_ids=ids, use_cache=True).past_key_values
-        cache = copy.deepcopy(self._prefix_kv)
+        return self._prefix_kv
+
+    def _prefix_cache(self, batch: int) -> Any:
+        """A copy of the prefix's KV cache repeated ``batch`` times (the padded path)."""
+        import copy
+
+        cache = copy.deepcopy(self._prefix_kv_cache())
         if batch > 1:
             cache.batch_repeat_interleave(batch)
         return cache
+
+    def _padded_probs(self, suffixes: list[list[int]]) -> list[Any]:
+        """Suffixes as a left-padded batch over ``len(suffixes)`` copies of the prefix KV."""
+        torch = self.torch
+        n_pre = len(self._prefix_ids)
+        width = max(map(len, suffixes))
+        pad = self.tokenizer.pad_token_id
+        # pads sit between the prefix and the text, masked out, so every row's next token
+        # is at the last position and the LM head runs on that position only
+        ids = torch.tensor([[pad] * (width - len(s)) + s for s in suffixes], device=self.device)
+        smask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in suffixes],
+                             device=self.device)
+        mask = torch.cat([torch.ones(len(suffixes), n_pre, dtype=smask.dtype,
+                                     device=self.device), smask], dim=1)
+        pos = (smask.cumsum(dim=1) - 1).clamp(min=0) + n_pre
+        with torch.inference_mode():
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                             past_key_values=self._prefix_cache(len(suffixes)), use_cache=True,
+                             logits_to_keep=1)
+            return list(torch.softmax(out.logits[:, -1, :].float(), dim=-1))
+
+    def _packed_probs(self, suffixes: list[list[int]]) -> list[Any]:
+        """All suffixes packed into one sequence after the single cached prefix.
+
+        Positions restart at the prefix length for each suffix, and a block-diagonal
+        causal mask (every token also sees the whole prefix) keeps the suffixes apart, so
+        each row reads exactly what it would alone.  The prefix KV is used in place (the
+        forward appends the suffix tokens, which are cropped off again), so nothing is
+        copied per batch and nothing is padded.  On SmolLM2-135M (CPU, 2 cores, a
+        439-token prefix) 16 short prompts take 0.35 s this way, against 0.57-1.0 s padded
+        over 16 copies of the prefix KV (benchmarks/bench_hf.py).
+        """
+        torch = self.torch
+        n_pre = len(self._prefix_ids)
+        lengths = torch.tensor([len(s) for s in suffixes])
+        total = int(lengths.sum())
+        dev, dtype = self.device, self.model.dtype
+        ids = torch.tensor([[t for s in suffixes for t in s]], device=dev)
+        pos = (torch.cat([torch.arange(len(s)) for s in suffixes]) + n_pre)[None].to(dev)
+        seg = torch.repeat_interleave(torch.arange(len(suffixes)), lengths)
+        allow = (seg[:, None] == seg[None, :]) & torch.ones(total, total, dtype=torch.bool).tril()
+        allow = torch.cat([torch.ones(total, n_pre, dtype=torch.bool), allow], dim=1)
+        mask = torch.zeros(1, 1, total, n_pre + total, dtype=dtype)
+        mask.masked_fill_(~allow, torch.finfo(dtype).min)
+        last = (lengths.cumsum(0) - 1).to(dev)
+        with self._kv_lock, torch.inference_mode():
+            cache = self._prefix_kv_cache()
+            try:
+                out = self.model(input_ids=ids, attention_mask=mask.to(dev), position_ids=pos,
+                                 past_key_values=cache, use_cache=True, logits_to_keep=last)
+                cache.crop(-total)
+                if cache.get_seq_length() != n_pre:
+                    raise RuntimeError("the prefix cache did not crop back to the prefix")
+            except BaseException:
+                self._prefix_kv = None  # partly appended: rebuild it on the next call
+                raise
+            return list(torch.softmax(out.logits[0].float(), dim=-1))
+
+    #: most suffix tokens packed into one forward (the mask is tokens x (prefix + tokens))
+    PACK_MAX_TOKENS = 2048
+
+    def _suffix_probs(self, suffixes: list[list[int]]) -> list[Any]:
+        """Next-token distributions after prefix + each suffix: packed where the model's
+        attention takes a custom 4-D mask and a first-use check agrees with the padded
+        path, padded otherwise."""
+        if self._packing is None:
+            impl = getattr(self.model.config, "_attn_implementation", None) or "eager"
+            self._packing = impl in ("sdpa", "eager")
+            if self._packing:
+                probe = suffixes[:4]
+                try:
+                    a = self.torch.stack(self._packed_probs(probe))
+                    b = self.torch.stack(self._padded_probs(probe))
+                    tol = 1e-3 if self.model.dtype == self.torch.float32 else 3e-2
+                    self._packing = bool((a - b).abs().max() <= tol)
+                except Exception as exc:  # a model whose forward rejects the packed inputs
+                    log.warning("packed prefix scoring unavailable (%s: %s); padding batches",
+                                type(exc).__name__, exc)
+                    self._packing = False
+                else:
+                    if not self._packing:
+                        log.warning("packed prefix scoring disagrees with padded scoring on "
+                                    "this model (max diff %.2g); padding batches",
+                                    float((a - b).abs().max()))
+        if not self._packing:
+            return self._padded_probs(suffixes)
+        out: list[Any] = []
+        group: list[list[int]] = []
+        for s in suffixes:
+            if group and sum(map(len, group)) + len(s) > self.PACK_MAX_TOKENS:
+                out += self._packed_probs(group)
+                group = []
+            group.append(s)
+        return out + self._packed_probs(group)
 
     def _next_token_probs(self, prompts: list[str], ids_list: list[list[int]]):
         """Next-token distributions after each prompt; rows starting with the template
@@ -155,23 +258,8 @@ class HFGenerativeBackend(Backend):
         with torch.inference_mode():
             cached = [i for i, u in enumerate(use) if u]
             if cached:
-                suffixes = [ids_list[i][n_pre:] for i in cached]
-                width = max(map(len, suffixes))
-                pad = self.tokenizer.pad_token_id
-                # suffixes left-padded (pads sit between the prefix and the text, masked
-                # out), so every row's next token is at the last position and the LM head
-                # runs on that position only
-                ids = torch.tensor([[pad] * (width - len(s)) + s for s in suffixes], device=self.device)
-                smask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in suffixes],
-                                     device=self.device)
-                mask = torch.cat([torch.ones(len(cached), n_pre, dtype=smask.dtype,
-                                             device=self.device), smask], dim=1)
-                pos = (smask.cumsum(dim=1) - 1).clamp(min=0) + n_pre
-                out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
-                                 past_key_values=self._prefix_cache(len(cached)), use_cache=True,
-                                 logits_to_keep=1)
-                rows = out.logits[:, -1, :]
-                for i, row in zip(cached, torch.softmax(rows.float(), dim=-1)):
+                rows = self._suffix_probs([ids_list[i][n_pre:] for i in cached])
+                for i, row in zip(cached, rows):
                     probs[i] = row
             rest = [i for i, u in enumerate(use) if not u]
             if rest:

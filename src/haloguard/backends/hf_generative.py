@@ -82,7 +82,7 @@ class HFGenerativeBackend(Backend):
                                                   self._contro - shared)
         self._prefix_ids: list[int] = []
         self._prefix_kv: Any = None
-        self._kv_lock = threading.Lock()
+        self._kv_lock = threading.RLock()  # guards the kept prefix cache
         self._packing: bool | None = None  # decided on first use (see _suffix_probs)
         if prefix_cache:
             self._prefix_ids = self._template_prefix()
@@ -137,18 +137,20 @@ class HFGenerativeBackend(Backend):
 
     def _prefix_kv_cache(self) -> Any:
         """The prefix's KV cache, computed once and kept across calls."""
-        if self._prefix_kv is None:
-            torch = self.torch
-            ids = torch.tensor([self._prefix_ids], device=self.device)
-            with torch.inference_mode():
-                self._prefix_kv = self.model(input_ids=ids, use_cache=True).past_key_values
-        return self._prefix_kv
+        with self._kv_lock:
+            if self._prefix_kv is None:
+                torch = self.torch
+                ids = torch.tensor([self._prefix_ids], device=self.device)
+                with torch.inference_mode():
+                    self._prefix_kv = self.model(input_ids=ids, use_cache=True).past_key_values
+            return self._prefix_kv
 
     def _prefix_cache(self, batch: int) -> Any:
         """A copy of the prefix's KV cache repeated ``batch`` times (the padded path)."""
         import copy
 
-        cache = copy.deepcopy(self._prefix_kv_cache())
+        with self._kv_lock:  # never copy it while a packed forward has suffixes appended
+            cache = copy.deepcopy(self._prefix_kv_cache())
         if batch > 1:
             cache.batch_repeat_interleave(batch)
         return cache

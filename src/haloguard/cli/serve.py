@@ -123,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
         for name, value in settings.model_dump(exclude={"api_keys"}).items():
             if value is not None:
                 os.environ[f"HALOGUARD_{name.upper()}"] = str(value)
+        # split the cores between the workers (the embedded encoder runs a thread per
+        # core otherwise, in every worker), unless the operator set it
+        os.environ.setdefault("HALOGUARD_THREADS",
+                              str(max(1, (os.cpu_count() or 1) // settings.workers)))
         if settings.api_keys:
             os.environ["HALOGUARD_API_KEYS"] = ",".join(
                 k.get_secret_value() for k in settings.api_keys)

@@ -171,3 +171,12 @@ def test_bootstrap_ci_covers_true_f1_and_recall():
             hits[k] += ci[k][0] <= v <= ci[k][1]
     for k in true:
         assert 0.90 <= hits[k] / sims <= 0.99, (k, hits[k] / sims)
+
+
+def test_unknown_category_scheme_fails_when_the_suite_loads(tmp_path):
+    from haloguard.eval import suites
+
+    p = tmp_path / "s.yaml"
+    p.write_text("name: s\nsets:\n  - {name: a, source: offline, category_scheme: harmbenhc}\n")
+    with pytest.raises(ValueError, match="unknown category_scheme 'harmbenhc'; known: .*harmbench"):
+        suites.load_suite(str(p))

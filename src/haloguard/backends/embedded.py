@@ -503,10 +503,12 @@ class MiniLMEncoder:
 
         A batch is data-parallel: its units, sorted by length, are cut into up to
         ``n_threads`` contiguous chunks of about equal token count, each padded only to
-        its own longest unit and run single-threaded on its own core.  On 2 cores this
-        scores a batch of 8 short prompts ~1.5x faster than one two-threaded run
-        (benchmarks/bench_classify.py), since the encoder's small per-token matrices
-        parallelise poorly inside one run.  The result does not depend on the split.
+        its own longest unit and run single-threaded on its own core.  On 2 cores the
+        encoder alone scores batches of 8 short prompts at 626/s this way against 475/s in
+        one two-threaded run, since its small per-token matrices parallelise poorly inside
+        one run.  A text's embedding matches the one-run result up to the int8 graph's
+        per-run activation scaling (cosine > 0.999, tests/test_embedded.py), which a
+        batch's composition already affected before.
         """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -581,7 +583,9 @@ def single_threaded_blas() -> _SingleThreadedBlas:
     The heads' matrices are tiny, and OpenBLAS's worker threads busy-wait after a
     multi-threaded call, taking the cores the encoder's next runs need.  Measured on
     2 cores (batches of 16 short prompts): 300 prompts/s with BLAS threads left alone,
-    540 with them capped here.  The cap costs ~7 us and is lifted on exit.
+    520-540 with them capped here.  The cap costs ~7 us, is process-wide while any thread
+    holds it (other numpy code in the process runs single-threaded BLAS meanwhile) and
+    is lifted when the last holder leaves.
     """
     return _ONE_BLAS_THREAD
 

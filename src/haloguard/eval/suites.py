@@ -144,6 +144,15 @@ def load_suite(name_or_path: str) -> Suite:
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise ValueError(f"suite {data.get('name')!r} repeats set names {sorted(dup)}")
+    schemes = {s.category_scheme for s in sets if s.category_scheme}
+    if schemes:  # checked before any scoring, not after
+        from haloguard.constitution import load_constitution
+
+        known = load_constitution().schemes
+        bad = sorted(schemes - set(known))
+        if bad:
+            raise ValueError(f"suite {data.get('name')!r}: unknown category_scheme "
+                             f"{', '.join(map(repr, bad))}; known: {', '.join(known)}")
     return Suite(str(data.get("name", path.stem)), str(data.get("description", "")), sets)
 
 

@@ -221,23 +221,24 @@ class HFGenerativeBackend(Backend):
         path, padded otherwise."""
         if self._packing is None:
             impl = getattr(self.model.config, "_attn_implementation", None) or "eager"
-            self._packing = impl in ("sdpa", "eager")
-            if self._packing:
+            ok = impl in ("sdpa", "eager")
+            if ok:
                 probe = suffixes[:4]
                 try:
                     a = self.torch.stack(self._packed_probs(probe))
                     b = self.torch.stack(self._padded_probs(probe))
                     tol = 1e-3 if self.model.dtype == self.torch.float32 else 3e-2
-                    self._packing = bool((a - b).abs().max() <= tol)
+                    ok = bool((a - b).abs().max() <= tol)
                 except Exception as exc:  # a model whose forward rejects the packed inputs
                     log.warning("packed prefix scoring unavailable (%s: %s); padding batches",
                                 type(exc).__name__, exc)
-                    self._packing = False
+                    ok = False
                 else:
-                    if not self._packing:
+                    if not ok:
                         log.warning("packed prefix scoring disagrees with padded scoring on "
                                     "this model (max diff %.2g); padding batches",
                                     float((a - b).abs().max()))
+            self._packing = ok  # decided once the check is done
         if not self._packing:
             return self._padded_probs(suffixes)
         out: list[Any] = []

@@ -148,6 +148,8 @@ def test_single_threaded_blas_restores_the_limit():
     from haloguard.backends.embedded import single_threaded_blas
 
     before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    if not before:
+        pytest.skip("numpy has no BLAS thread pool that threadpoolctl can see")
     with single_threaded_blas():
         with single_threaded_blas():  # nested / overlapping users
             inside = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]

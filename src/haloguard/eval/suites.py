@@ -41,6 +41,10 @@ class Target:
         return f"{self.metric} {'≥' if self.op == '>=' else '≤'} {self.value:g}"
 
 
+#: how an item counts as flagged (``SetSpec.positive``)
+POSITIVE_RULES = ("unsafe", "unsafe_or_attack")
+
+
 @dataclass(frozen=True)
 class SetSpec:
     """One evaluation set of a suite."""
@@ -60,6 +64,11 @@ class SetSpec:
     #: the constitution mapping of the set's own category labels (e.g. ``harmbench``):
     #: category accuracy is also reported in that taxonomy (``category_accuracy_scheme``)
     category_scheme: str | None = None
+    #: what counts as flagging an item: ``unsafe`` (the safety label) or
+    #: ``unsafe_or_attack`` (the safety label, or an attack overlay -- for sets whose items
+    #: are attacks, such as jailbreak templates with no harmful request in them, which the
+    #: verdict reports as ``attack_overlay: jailbreak`` rather than as harm)
+    positive: str = "unsafe"
     targets: tuple[Target, ...] = ()
 
     @classmethod
@@ -69,6 +78,10 @@ class SetSpec:
         src = d.get("source", "offline")
         if src not in SOURCES:
             raise ValueError(f"set {d['name']!r}: source must be one of {SOURCES}, got {src!r}")
+        positive = str(d.get("positive", "unsafe"))
+        if positive not in POSITIVE_RULES:
+            raise ValueError(f"set {d['name']!r}: positive must be one of {POSITIVE_RULES}, "
+                             f"got {positive!r}")
         targets = []
         for metric, expr in (d.get("targets") or {}).items():
             m = _TARGET_RE.match(str(expr))
@@ -81,7 +94,8 @@ class SetSpec:
             loader=d.get("loader"), path=d.get("path"), hub=d.get("hub"),
             hub_config=d.get("hub_config"), split=d.get("split"),
             options=dict(d.get("options") or {}), category_from=d.get("category_from"),
-            category_scheme=d.get("category_scheme"), targets=tuple(targets),
+            category_scheme=d.get("category_scheme"), positive=positive,
+            targets=tuple(targets),
         )
 
 

@@ -100,6 +100,9 @@ def test_export_twins_and_provenance(keyword_guard, tmp_path):
                                             by_id[tp["source_id"]].text, prov["seed"])
         if prov["source_id"] == "h1":
             assert tp["source_id"] == "b1" and tp["twin_match"] == "pair_id"
+        # a transform of the request's own words leaves no span for the trainer's windows
+        for r, src_id in ((h, prov["source_id"]), (twin, tp["source_id"])):
+            assert "payload_span" not in r["meta"] or by_id[src_id].text.strip() in r["text"]
     stats = write_records(rows, tmp_path / "x.jsonl")
     assert stats.bypasses == len(harm) and stats.twins == len(twins)
     # held-out classes are not exported
@@ -176,6 +179,14 @@ def test_false_positives_become_safe_rows(keyword_guard):
         assert apply_seeded(get_attack(prov["attack"]), by_id[prov["source_id"]].text,
                             prov["seed"]) == r["text"]
         assert r["overlay"] == get_attack(prov["attack"]).overlay_for("safe")
+        # a wrapper keeps the request verbatim: its span is exported for the trainer's
+        # windows (a Base64 copy has none)
+        span = r["meta"].get("payload_span")
+        if prov["attack"] in ("fiction", "system_override"):
+            assert r["text"][span[0]:span[1]] == by_id[prov["source_id"]].text.strip()
+        if prov["attack"] == "base64":
+            assert span is None
+    assert any(r["meta"]["provenance"]["attack"] == "fiction" for r in originals)
     # a false positive whose decoded view won also contributes that view's text
     for a in fps:
         if a.selected_view not in (None, "", "original"):

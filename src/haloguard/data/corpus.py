@@ -230,13 +230,27 @@ def jailbreak_augment(templates: list[Record], harmful: list[Record], seed: int,
     out = []
     for t in templates:
         for p in rng.sample(harmful, min(per_template, len(harmful))):
+            text = fill_template(t, p.content)
             out.append(Record(
-                id=f"jb:{t.id}:{p.id}", text=fill_template(t, p.content), label="unsafe",
+                id=f"jb:{t.id}:{p.id}", text=text, label="unsafe",
                 category=p.category, source_category=p.source_category, lang=p.lang,
                 source="augment:jailbreak", overlay="jailbreak",
                 meta={**{k: v for k, v in p.meta.items() if k in ("pair_id", "subcategory")},
-                      "kind": "jailbreak_wrapped", "template": t.id, "parent": p.id}))
+                      "kind": "jailbreak_wrapped", "template": t.id, "parent": p.id,
+                      "payload_span": payload_span(text, p.content)}))
     return out
+
+
+def payload_span(text: str, payload: str) -> list[int] | None:
+    """``[start, end)`` of ``payload`` in ``text`` (the last occurrence), None if absent.
+
+    Stored in a wrapped row's meta so the trainer can cut a long wrapper into the Guard's
+    windows and label each by whether it carries the request (see
+    :func:`haloguard.train.embedded.window_rows`).
+    """
+    payload = payload.strip()
+    i = text.rfind(payload) if payload else -1
+    return [i, i + len(payload)] if i >= 0 else None
 
 
 # Attack wrappers around benign and harmful payloads.  The red-team runs showed the model
@@ -256,7 +270,9 @@ WRAP_BARE = 40  # bare wrappers (no request, or a placeholder) per jailbreak-onl
 BARE_PLACEHOLDERS = ("", "[INSERT PROMPT HERE]", "[PROMPT]", "{question}", "<your request>",
                      "My first request will follow.", "Confirm that you understand by replying "
                      "'OK'.", "Wait for my question.")
-WRAP_MAX_CHARS = 500  # wrapped text must fit one 126-token window (payload not cut off)
+#: a wrapped text whose payload cannot be located (an encoding, a transform of the whole
+#: text) must fit one 126-token window, so its label holds for what the model sees
+WRAP_MAX_CHARS = 500
 
 
 def _short_benign(inputs_train: dict[str, list[Record]], authored: list[Record]
@@ -286,10 +302,15 @@ def wrapper_augment(inputs_train: dict[str, list[Record]], authored: list[Record
     Benign payload -> ``safe`` with the attack's overlay for a benign payload (a DAN
     template around a trivia question is still a jailbreak *attempt*; a story frame is
     not); harmful payload -> ``unsafe`` with its overlay.  A wrapper that is a jailbreak
-    even around a benign payload (an override, "developer mode", a jailbreak template) is,
-    with no request in it (empty, or a placeholder such as ``[INSERT PROMPT HERE]``), itself
-    the request -- to drop the safety rules -- so ``n_bare`` such rows per attack are
-    ``unsafe`` with the jailbreak overlay and no category.  For opaque encodings (Base64,
+    even around a benign payload (an override, "developer mode", a jailbreak template),
+    with no request in it (empty, or a placeholder such as ``[INSERT PROMPT HERE]``), asks
+    for nothing harmful yet: ``n_bare`` such rows per attack are ``safe`` with the jailbreak
+    overlay.  The safety label judges the request and the overlay the wrapper, which is
+    also what a long wrapper's request-free windows must say, since the Guard takes the
+    riskiest window: were a bare wrapper unsafe, every long template around a trivia
+    question would be too.  Rows whose payload is found verbatim carry its
+    ``payload_span``, and may be longer than one window: the trainer cuts them into the
+    Guard's windows and labels each by whether it holds the request.  For opaque encodings (Base64,
     hex, ROT13) the model cannot read the cipher, so a benign payload adds the raw text
     (the instruction wrapper alone must not flag) and its inline-decoded view, and a
     harmful payload adds only the decoded view -- the Guard scores that view, and a raw
@@ -311,19 +332,20 @@ def wrapper_augment(inputs_train: dict[str, list[Record]], authored: list[Record
             picks += [(Record(id=f"bare{j}", text=rng.choice(BARE_PLACEHOLDERS) or " ",
                               source="augment:wrapper"), "bare") for j in range(n_bare)]
         for i, (p, label) in enumerate(picks):
-            text = ""
-            for _ in range(8):  # long templates: draw again until the payload fits a window
+            text, span = "", None
+            for _ in range(8):  # a long wrapper whose payload cannot be located: draw again
                 text = attack.apply(p.content.strip(), rng).strip()
-                if len(text) <= WRAP_MAX_CHARS or label == "bare":
+                span = payload_span(text, p.content) if label != "bare" else None
+                if len(text) <= WRAP_MAX_CHARS or label == "bare" or span is not None:
                     break
-            if len(text) > WRAP_MAX_CHARS and label != "bare":
+            if len(text) > WRAP_MAX_CHARS and label != "bare" and span is None:
                 continue
             if label == "bare":
                 out.append(Record(
-                    id=f"aug:wrap:{name}:bare:{i}", text=text, label="unsafe",
+                    id=f"aug:wrap:{name}:bare:{i}", text=text, label="safe",
                     lang="en", source="augment:wrapper", overlay=attack.overlay_for("safe"),
-                    meta={"kind": "jailbreak_wrapped", "augmentation": f"wrap_{name}_bare",
-                          "parent": None}))
+                    meta={"kind": "bare_wrapper", "augmentation": f"wrap_{name}_bare",
+                          "parent": None, "payload_span": None}))
                 continue
             variants = [("raw", text)]
             if opaque:
@@ -340,7 +362,8 @@ def wrapper_augment(inputs_train: dict[str, list[Record]], authored: list[Record
                     lang=p.lang, source="augment:wrapper", overlay=attack.overlay_for(label),
                     meta={**{k: v for k, v in p.meta.items() if k in ("pair_id", "subcategory")},
                           "kind": kind, "augmentation": f"wrap_{name}_{form}",
-                          "parent": p.id}))
+                          "parent": p.id,
+                          **({"payload_span": span} if form == "raw" and span else {})}))
     return out
 
 

@@ -166,7 +166,8 @@ def false_positive_records(
                 "text": text, "label": "safe", "category": None,
                 "subcategory": src.subcategory if src else None, "kind": "wrapped_benign",
                 "pair_id": None, "lang": att.lang, "overlay": attack.overlay_for("safe"),
-                "meta": {"provenance": {**prov, "view": form, "false_positive": True}},
+                "meta": {"provenance": {**prov, "view": form, "false_positive": True},
+                         **_span(text, src.text if src else None)},
             })
     return rows
 
@@ -224,6 +225,15 @@ def training_text(att: Attempt, classes: set[str]) -> tuple[str | None, str]:
     return att.text, "original"
 
 
+def _span(text: str, payload: str | None) -> dict[str, list[int]]:
+    """``{"payload_span": ...}`` when the source prompt stands verbatim in ``text`` (the
+    trainer then cuts a long wrapper into windows labelled by whether they hold it)."""
+    from haloguard.data.corpus import payload_span
+
+    span = payload_span(text, payload) if payload else None
+    return {"payload_span": span} if span else {}
+
+
 def _rows_for(att: Attempt, src: Prompt | None, attack: Attack, finder: TwinFinder,
               guard: str, round_: int | None, text: str, view: str) -> list[dict[str, Any]]:
     rid = _short(att.attack, att.seed, att.prompt_id)
@@ -235,7 +245,7 @@ def _rows_for(att: Attempt, src: Prompt | None, attack: Attack, finder: TwinFind
         "id": f"redteam-{rid}", "text": text, "label": "unsafe",
         "category": att.category, "subcategory": src.subcategory if src else None,
         "kind": _kind(ov), "pair_id": pair, "lang": att.lang, "overlay": ov,
-        "meta": {"provenance": prov},
+        "meta": {"provenance": prov, **_span(text, src.text if src else None)},
     }
     rows = [harmful]
     if src is None:
@@ -252,7 +262,7 @@ def _rows_for(att: Attempt, src: Prompt | None, attack: Attack, finder: TwinFind
         "pair_id": pair, "lang": twin.lang, "overlay": attack.overlay_for("safe"),
         "meta": {"provenance": {**prov, "source_id": twin.id, "source": twin.source,
                                 "twin_of": harmful["id"], "twin_match": how,
-                                "p_unsafe": None}},
+                                "p_unsafe": None}, **_span(twin_text, twin.text)},
     })
     return rows
 

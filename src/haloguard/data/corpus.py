@@ -265,6 +265,7 @@ WRAP_ATTACKS = ("fiction", "roleplay", "system_override", "developer_mode", "bas
                 "rot13", "jailbreak_template", "leet_extended")
 WRAP_BENIGN = 120  # benign payloads per attack (a third each: BoolQ, short ShareGPT, authored)
 WRAP_HARMFUL = 120  # harmful payloads per attack
+INJ_BENIGN_PER_TEMPLATE = 3  # benign payloads per spikee injection template
 WRAP_BARE = 40  # bare wrappers (no request, or a placeholder) per jailbreak-only wrapper
 #: what stands where the request would go in a bare wrapper
 BARE_PLACEHOLDERS = ("", "[INSERT PROMPT HERE]", "[PROMPT]", "{question}", "<your request>",
@@ -284,6 +285,39 @@ def _short_benign(inputs_train: dict[str, list[Record]], authored: list[Record]
             and r.meta.get("kind") in BENIGN_KINDS]
     boolq = [r for r in inputs_train.get("boolq", []) if r.label == "safe" and r.text]
     return [p for p in (boolq, share, auth) if p]
+
+
+def injection_augment(templates: list[Record], inputs_train: dict[str, list[Record]],
+                      authored: list[Record], seed: int,
+                      per_template: int = INJ_BENIGN_PER_TEMPLATE) -> list[Record]:
+    """spikee's prompt-injection templates around benign payloads -> ``safe`` with the
+    ``prompt_injection`` overlay.
+
+    Every injection row the sources give carries a harmful or exfiltrating payload, so a
+    model trained on them alone learns "injection phrasing = unsafe" and flags a pasted
+    document that tells the assistant to answer a trivia question instead.  As with the
+    wrappers (:func:`wrapper_augment`), the payload decides the label and the injection
+    the overlay.  Payloads rotate over the benign pools (BoolQ, short ShareGPT first
+    turns, authored benign); each row keeps its ``payload_span``.
+    """
+    from .loaders_train import fill_template
+
+    pools = _short_benign(inputs_train, authored)
+    if not templates or not pools:
+        return []
+    rng = random.Random(f"injection:{seed}")
+    out = []
+    for t in templates:
+        for k in range(per_template):
+            p = rng.choice(pools[k % len(pools)])
+            text = fill_template(t, p.content.strip())
+            out.append(Record(
+                id=f"aug:inj:{t.id}:{p.id}:{k}", text=text, label="safe", lang=p.lang,
+                source="augment:injection", overlay="prompt_injection",
+                meta={"kind": "wrapped_benign", "augmentation": "injection_benign",
+                      "template": t.id, "parent": p.id,
+                      "payload_span": payload_span(text, p.content)}))
+    return out
 
 
 def _decoded_view(text: str, scheme: str) -> str | None:
@@ -385,10 +419,14 @@ def assemble(inputs: BuildInputs, seed: int) -> tuple[list[Record], dict[str, in
     harmful_all = [*harmful, *(r for r in inputs.train.get("pyrit_objectives", [])
                                if r.label == "unsafe")]
     wrap = wrapper_augment(inputs.train, inputs.authored, harmful_all, seed)
-    rows, dup = dedup_exact([*inputs.authored, *obf, *tense, *jb, *wrap, *source_rows])
+    inj_templates = [r for rs in inputs.train.values() for r in rs
+                     if r.meta.get("injection_template")]
+    inj = injection_augment(inj_templates, inputs.train, inputs.authored, seed)
+    rows, dup = dedup_exact([*inputs.authored, *obf, *tense, *jb, *wrap, *inj, *source_rows])
     counts = {"authored": len(inputs.authored), "source_rows": len(source_rows),
               "templates": len(templates), "obfuscation_aug": len(obf),
               "tense_aug": len(tense), "jailbreak_aug": len(jb), "wrapper_aug": len(wrap),
+              "injection_templates": len(inj_templates), "injection_aug": len(inj),
               "exact_duplicates_dropped": dup}
     return rows, counts
 

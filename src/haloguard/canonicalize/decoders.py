@@ -54,9 +54,14 @@ _SPACED_SEP_RES = tuple(
 _SPACED2_RE = re.compile(r"\b[A-Za-z](?:([ ._\-*])[A-Za-z])(?:\1[A-Za-z])*\b")
 _PIG_WORD_RE = re.compile(r"\b([A-Za-z]+?)(w|y)?ay\b", re.IGNORECASE)
 _WORD_RE = re.compile(r"[A-Za-z]+")
-_CAMEL_RE = re.compile(r"(?<![\w.$#@/`'\"])(?:[A-Z][a-z]*){2,}[A-Z][a-z]+(?![\w(`'\"])"
-                       r"|(?<![\w.$#@/`'\"])[a-z]+(?:[A-Z][a-z]*){2,}[A-Z][a-z]+(?![\w(`'\"])")
-_CAMEL_SPLIT_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
+# A run of capitalised parts; a number may stand between them ('DevModeV2Responses',
+# 'The18thFestival') or end it ('WestIndies2018') but never start it, so hex and Base64
+# strings rarely qualify, and a run with a number must read as words (decode_camelcase).
+_CAMEL_PART = r"(?:[A-Z][a-z]*|[0-9]+(?:st|nd|rd|th|s)?(?=[A-Z]))"
+_CAMEL_END = r"[A-Z][a-z]+(?:[0-9]+(?:st|nd|rd|th|s)?)?(?![\w(`'\"])"
+_CAMEL_RE = re.compile(rf"(?<![\w.$#@/`'\"])[A-Z][a-z]*{_CAMEL_PART}+{_CAMEL_END}"
+                       rf"|(?<![\w.$#@/`'\"])[a-z]+{_CAMEL_PART}{{2,}}{_CAMEL_END}")
+_CAMEL_SPLIT_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+(?:st|nd|rd|th|s)?")
 _VOWELS = frozenset("aeiouAEIOU")
 _ENGLISH_SKIP = 0.55  # text already this English-like is not rot13/reversed (as a whole)
 # Per-segment substitution: the decoded segment must reach this score and beat the raw
@@ -412,10 +417,13 @@ def decode_camelcase(text: str, score: Score) -> str | None:
     def sub(m: re.Match[str]) -> str:
         nonlocal changed
         parts = _CAMEL_SPLIT_RE.findall(m.group(0))
-        if m.group(0) != whole and len(parts) < 5:
-            common = sum(word_score(p.lower()) >= 10.0 for p in parts)
-            if common < 0.6 * len(parts):
+        words = [p for p in parts if not p[0].isdigit()]
+        common = sum(word_score(p.lower()) >= 10.0 for p in words)
+        if len(words) < len(parts):  # a number inside: the rest must read as words
+            if common < 0.4 * len(words):
                 return m.group(0)
+        elif m.group(0) != whole and len(parts) < 5 and common < 0.6 * len(parts):
+            return m.group(0)
         changed = True
         return " ".join(parts)
 

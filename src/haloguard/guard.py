@@ -22,6 +22,7 @@ OVERLAY_THRESHOLD = 0.5
 #: safe verdicts whose unsafe probability lies within this margin below the threshold
 #: get the ``Controversial`` tier
 CONTROVERSIAL_MARGIN = 0.15
+VIEW_POLICIES = ("readable", "max")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +37,20 @@ class _Unit:
 class _Plan:
     views: tuple[str, ...]
     windows_per_view: tuple[int, ...]
+    #: views whose unsafe probability decides the label (all of them unless the surface
+    #: is noise: see canonicalize.safety_views); every view feeds the overlay
+    safety: frozenset[int]
 
 
 class Guard:
     """Classifies prompts and conversations with one backend.
 
     ``canonicalize`` turns deobfuscation views on or off; ``window`` overrides the
-    backend's preferred window settings.
+    backend's preferred window settings.  ``view_policy`` says which views decide the
+    safety label: ``"readable"`` (default) all of them, except that an unreadable
+    original (leetspeak, homoglyphs, spacing, camelCase throughout) is judged by the
+    decoded views that read as language (:func:`haloguard.canonicalize.safety_views`);
+    ``"max"`` always the riskiest view, surface included.
     """
 
     def __init__(
@@ -55,7 +63,12 @@ class Guard:
         canonicalize: bool = True,
         window: WindowConfig | None = None,
         overlay_threshold: float = OVERLAY_THRESHOLD,
+        view_policy: str = "readable",
     ) -> None:
+        if view_policy not in VIEW_POLICIES:
+            raise InputError(f"view_policy must be one of {', '.join(VIEW_POLICIES)}, "
+                             f"got {view_policy!r}")
+        self.view_policy = view_policy
         self.backend = backend
         self.constitution = constitution or load_constitution()
         self.calibrator = calibrator or IdentityCalibrator()
@@ -103,12 +116,16 @@ class Guard:
         return [c if isinstance(c, InputError) else next(verdicts) for c in convs]
 
     # -- stages -------------------------------------------------------------------------
-    def _views(self, text: str) -> list[tuple[str, str]]:
+    def _views(self, text: str) -> tuple[list[tuple[str, str]], set[int]]:
+        """The views to score and the indices of those that decide the safety label."""
         if not self.canonicalize:
-            return [("original", text)]
-        from haloguard.canonicalize import canonicalize
+            return [("original", text)], {0}
+        from haloguard.canonicalize import canonicalize, safety_views
 
-        return [(v.name, v.text) for v in canonicalize(text)]
+        views = canonicalize(text)
+        safety = (set(range(len(views))) if self.view_policy == "max"
+                  else set(safety_views(views)))
+        return [(v.name, v.text) for v in views], safety
 
     def _windows(self, text: str) -> list[str]:
         if len(text) <= self.window.length:  # a token spans at least one character
@@ -118,12 +135,13 @@ class Guard:
     def _plan(self, idx: int, conv: Conversation) -> tuple[_Plan, list[_Unit]]:
         last_user = max(i for i, m in enumerate(conv) if m["role"] == "user")
         context = tuple(conv[:last_user])
-        views = self._views(conv[last_user]["content"])
+        views, safety = self._views(conv[last_user]["content"])
         user_turns = [m["content"] for m in context if m["role"] == "user"]
         if user_turns and not self.backend.uses_context:
             # text-only backends also read the user side of the whole conversation, so a
             # payload split across turns is still seen as one request
             views.append(("conversation", "\n".join([*user_turns, conv[last_user]["content"]])))
+            safety.add(len(views) - 1)
         units, counts = [], []
         for v, (_, vtext) in enumerate(views):
             wins = self._windows(vtext)
@@ -132,7 +150,7 @@ class Guard:
                 msg = {"role": "user", "content": wtext}
                 unit = (*context, msg) if self.backend.uses_context else (msg,)
                 units.append(_Unit(idx, v, w, unit))
-        return _Plan(tuple(n for n, _ in views), tuple(counts)), units
+        return _Plan(tuple(n for n, _ in views), tuple(counts), frozenset(safety)), units
 
     def _classify_convs(self, convs: list[Conversation], threshold: float | None) -> list[Verdict]:
         thr = self.threshold if threshold is None else float(threshold)
@@ -149,7 +167,8 @@ class Guard:
         return [self._aggregate(plans[i], per_item[i], thr) for i in range(len(convs))]
 
     def _aggregate(self, plan: _Plan, scored: list[tuple[_Unit, Score, float]], thr: float) -> Verdict:
-        best_u, best_s, best_p = max(scored, key=lambda t: t[2])  # first max wins ties
+        decisive = [t for t in scored if t[0].view in plan.safety]
+        best_u, best_s, best_p = max(decisive, key=lambda t: t[2])  # first max wins ties
         win_view = best_u.view
         window_scores = tuple(p for u, _, p in scored if u.view == win_view)
         cat_scores = {c: float(best_s.category_probs.get(c, 0.0)) for c in self.categories}
@@ -169,7 +188,9 @@ class Guard:
             tier = "Controversial" if tier == "Controversial" else "Unsafe"
         else:
             tier = "Controversial" if best_p >= thr - CONTROVERSIAL_MARGIN else "Safe"
-        flags = tuple(sorted({f for _, s, _ in scored for f in s.flags}))
+        flags = {f for _, s, _ in scored for f in s.flags}
+        if 0 not in plan.safety:
+            flags.add("surface_decoded")  # the unreadable original was judged by its decoding
         return Verdict(
             safety_label="Unsafe" if unsafe else "Safe",
             tier=tier,
@@ -186,7 +207,7 @@ class Guard:
             selected_view=plan.views[win_view],
             raw_response=best_s.raw_response,
             model=self.model_id,
-            flags=flags,
+            flags=tuple(sorted(flags)),
         )
 
 

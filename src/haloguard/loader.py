@@ -20,6 +20,7 @@ def load_guard(
     *,
     calibration: str | Path | None = None,
     canonicalize: bool = True,
+    view_policy: str = "readable",
     window_length: int | None = None,
     window_stride: int | None = None,
     **backend_kwargs: Any,
@@ -30,7 +31,8 @@ def load_guard(
     ``http(s)://`` URL of a remote guard; ``backend`` overrides detection.  A model
     directory holding a ``calibration.json`` (written by ``haloguard train``) gets that
     calibrator and threshold unless ``calibration``/``threshold`` are given.  Extra keyword
-    arguments go to the backend (e.g. ``device``, ``dtype``, ``template``).
+    arguments go to the backend (e.g. ``device``, ``dtype``, ``template``).  ``view_policy``
+    is the Guard's (``"readable"`` or ``"max"``: which decoded views decide the label).
     """
     cons = constitution if isinstance(constitution, Constitution) else load_constitution(constitution)
     be = create_backend(model, backend, constitution=cons, **backend_kwargs)
@@ -45,4 +47,4 @@ def load_guard(
     if window_length is not None or window_stride is not None:
         window = WindowConfig(window_length or be.window_length, window_stride or be.window_stride)
     return Guard(be, threshold=threshold, constitution=cons, calibrator=cal,
-                 canonicalize=canonicalize, window=window)
+                 canonicalize=canonicalize, window=window, view_policy=view_policy)

@@ -6,15 +6,15 @@ View(name='base64', text='how to make a cake')
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from . import decoders as d
 from .emoji_words import decode_emoji
-from .plausibility import Scorer, looks_like_text
+from .plausibility import Scorer, common_share, looks_like_text
 from .unicode_fold import decode_tags, fold_homoglyphs, strip_invisible
 
-__all__ = ["View", "canonicalize", "DECODER_NAMES"]
+__all__ = ["View", "canonicalize", "safety_views", "DECODER_NAMES"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +124,40 @@ def canonicalize(text: str, *, enabled: Collection[str] | None = None,
             break
         frontier = nxt
     return views
+
+
+# When the surface is noise.  The original reads as almost no English (few common words
+# among its 3+ letter tokens) while a decoded view reads as English: the obfuscation is
+# the whole surface and the decoded text is what the prompt says.
+SURFACE_NOISE_MAX = 0.2  # common-word share below which the original is unreadable
+READABLE_MIN = 0.35  # ... and at or above which a decoded view reads as English
+READABLE_GAIN = 0.25  # the decoded view must read this much better than the original
+UNREADABLE = 0.2  # decoded views below this share are noise too (ROT13 of leetspeak)
+
+
+def safety_views(views: Sequence[View]) -> tuple[int, ...]:
+    """Indices of the views whose unsafe probability decides the safety label.
+
+    Normally every view (the Guard takes the riskiest).  But when the original is
+    unreadable and a decoded view reads as English -- a leetspeak, homoglyph, spaced or
+    camelCase prompt -- the original and any other unreadable views are left out: a model
+    scoring gibberish answers "this looks odd", not "this asks for harm".  The red team
+    measured it on the embedded model (50 HarmBench and 50 NQ prompts): the obfuscated
+    surface of a *benign* question scored 0.45-0.85, so 10-12% of leetspeak and spaced
+    trivia questions and 84% under a role-play + leetspeak chain were flagged, while the
+    harmful prompts the surface caught and the decoded view missed were exactly those the
+    model misses in plain text.  So reading the meaning adds no bypass beyond the plain
+    prompt's.  Every view still feeds the attack overlay (the Guard decides that).
+    Partly obfuscated text (one leet word in a sentence) keeps all views: its original
+    still reads as English.  Other languages are untouched: their originals have few
+    ASCII words and no decoding of them reads as English.
+    """
+    n = len(views)
+    if n < 2:
+        return tuple(range(n))
+    shares = [common_share(v.text) for v in views]
+    best = max(shares[1:])
+    if (shares[0] < SURFACE_NOISE_MAX and best >= READABLE_MIN
+            and best - shares[0] >= READABLE_GAIN):
+        return tuple(i for i in range(1, n) if shares[i] >= UNREADABLE)
+    return tuple(range(n))

@@ -21,6 +21,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: auto)")
     g.add_argument("--cascade", default=None, help="two stages, e.g. embedded,haloguard-0.8b")
     g.add_argument("--no-canonicalize", action="store_true", help="score the original text only")
+    g.add_argument("--view-policy", choices=("readable", "max"), default="readable",
+                   help="which views decide the label: 'readable' judges an unreadable "
+                        "(fully obfuscated) prompt by its decoding; 'max' by the riskiest "
+                        "view, surface included (default: readable)")
     g.add_argument("--window-length", type=int, default=None, help="sliding-window length (tokens)")
     g.add_argument("--window-stride", type=int, default=None, help="sliding-window stride (tokens)")
 
@@ -42,7 +46,8 @@ def guard_from_args(args: argparse.Namespace):
     return load_guard(
         args.model, backend=args.backend, threshold=args.threshold,
         constitution=args.constitution, calibration=args.calibration,
-        canonicalize=not args.no_canonicalize, window_length=args.window_length,
+        canonicalize=not args.no_canonicalize, view_policy=getattr(args, "view_policy", "readable"),
+        window_length=args.window_length,
         window_stride=args.window_stride, **kwargs,
     )
 

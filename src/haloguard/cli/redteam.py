@@ -40,6 +40,10 @@ def _add_guard_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None, help="unsafe threshold")
     p.add_argument("--calibration", default=None, help="calibration JSON")
     p.add_argument("--no-canonicalize", action="store_true", help="score the original only")
+    p.add_argument("--view-policy", choices=("readable", "max"), default="readable",
+                   help="which views decide the label: 'readable' judges an unreadable "
+                        "(fully obfuscated) prompt by its decoding; 'max' by the riskiest "
+                        "view, surface included (default: readable)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -131,7 +135,8 @@ def _load_guard(args: argparse.Namespace):
     from haloguard.redteam.runner import load_named_guard
 
     return load_named_guard(args.guard, threshold=args.threshold, calibration=args.calibration,
-                            canonicalize=not args.no_canonicalize)
+                            canonicalize=not args.no_canonicalize,
+                            view_policy=getattr(args, "view_policy", "readable"))
 
 
 def run_redteam_cmd(args: argparse.Namespace) -> int:

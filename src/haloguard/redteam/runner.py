@@ -222,7 +222,8 @@ def _rate(k: int, n: int) -> float | None:
 
 
 def load_named_guard(name: str, *, threshold: float | None = None,
-                     calibration: str | None = None, canonicalize: bool = True) -> Any:
+                     calibration: str | None = None, canonicalize: bool = True,
+                     view_policy: str = "readable") -> Any:
     """A guard by registry name / path / hub id / URL, a bare backend name such as
     ``peer:securevector`` (peers run as they ship: no canonicalizer), or ``a,b`` cascade."""
     if "," in name:
@@ -234,9 +235,10 @@ def load_named_guard(name: str, *, threshold: float | None = None,
 
     if name in BACKENDS and name not in MODELS:
         return load_guard(name, backend=name, threshold=threshold, calibration=calibration,
-                          canonicalize=canonicalize and not name.startswith("peer:"))
+                          canonicalize=canonicalize and not name.startswith("peer:"),
+                          view_policy=view_policy)
     return load_guard(name, threshold=threshold, calibration=calibration,
-                      canonicalize=canonicalize)
+                      canonicalize=canonicalize, view_policy=view_policy)
 
 
 def attack_info(attack: Attack) -> dict[str, Any]:

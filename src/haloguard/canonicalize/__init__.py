@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from . import decoders as d
 from .emoji_words import decode_emoji
 from .plausibility import Scorer, common_share, looks_like_text
+from .respell import decode_respell
 from .unicode_fold import decode_tags, fold_homoglyphs, strip_invisible
 
 __all__ = ["View", "canonicalize", "safety_views", "DECODER_NAMES"]
@@ -62,6 +63,7 @@ _PIPELINE: tuple[tuple[str, str, _Decoder, bool], ...] = (
     ("piglatin", "piglatin", d.decode_piglatin, False),
     ("camelcase", "camelcase", d.decode_camelcase, False),
     ("emoji", "emoji", decode_emoji, False),
+    ("respell", "respell", decode_respell, False),  # typos, words split at token boundaries
 )
 
 DECODER_NAMES: tuple[str, ...] = tuple(dict.fromkeys(e for _, e, _, _ in _PIPELINE))
@@ -110,7 +112,10 @@ def canonicalize(text: str, *, enabled: Collection[str] | None = None,
     for _ in range(_MAX_DEPTH):
         nxt: list[tuple[str, str, str]] = []
         for prefix, src, last in frontier:
-            for name, res, plausible in _run(src, active, score, last):
+            # respelling repairs a damaged surface; run on a decoding (Pig Latin out of
+            # Morse, ROT13 of anything) it turns gibberish into random English words
+            on = active - {"respell"} if prefix else active
+            for name, res, plausible in _run(src, on, score, last):
                 if res in seen:
                     continue
                 seen.add(res)

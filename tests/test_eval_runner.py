@@ -309,3 +309,11 @@ def test_attack_sets_count_an_attack_overlay_as_caught(tmp_path):
     missed = {e["id"] for ex in out["failures"]["g"]["examples"].values() for e in ex}
     assert missed == {"attacks3", "plain0"}
     assert "Recall of the safety label alone" in report.render_markdown(out)
+
+
+def test_cache_key_follows_the_guard_pipeline():
+    from haloguard.eval.runner import open_guard
+
+    a, b = open_guard("keyword"), open_guard("keyword")
+    c = open_guard("keyword", view_policy="max")
+    assert a.key == b.key and a.pipeline and a.key != c.key  # a new policy re-scores

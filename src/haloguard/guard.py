@@ -5,6 +5,7 @@ Every stage is a plain function or a small object; the Guard only composes them.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from haloguard.constitution import Constitution, load_constitution
 from haloguard.errors import InputError
 from haloguard.inputs import coerce_item, to_conversation
 from haloguard.verdict import Verdict
-from haloguard.windows import WindowConfig, split_windows
+from haloguard.windows import WindowConfig, sentence_units, window_bounds
 
 DEFAULT_THRESHOLD = 0.5
 OVERLAY_THRESHOLD = 0.5
@@ -31,6 +32,8 @@ class _Unit:
     view: int
     window: int
     conv: Conversation
+    #: a sentence of a multi-window view scored alone (``window``: the window holding it)
+    sentence: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,16 @@ class Guard:
         info = self.backend.info
         return f"{info.model_id}@{info.digest[:12]}" if info.digest else info.model_id
 
+    @property
+    def pipeline_id(self) -> str:
+        """What besides the model shapes a verdict: views, view policy, windows, sentence
+        bar (e.g. part of the evaluation cache key, so changing one re-scores)."""
+        from haloguard.canonicalize import DECODER_NAMES
+
+        views = ",".join(DECODER_NAMES) if self.canonicalize else "off"
+        return (f"views={views};policy={self.view_policy};window={self.window.length}/"
+                f"{self.window.stride};sentence={self.backend.sentence_threshold}")
+
     # -- public API -------------------------------------------------------------------
     def classify(
         self, text: str | None = None, *, messages: Sequence[Any] | None = None,
@@ -127,10 +140,22 @@ class Guard:
                   else set(safety_views(views)))
         return [(v.name, v.text) for v in views], safety
 
-    def _windows(self, text: str) -> list[str]:
+    def _windows(self, text: str) -> tuple[list[str], list[tuple[int, str]]]:
+        """The view's windows, and for a multi-window view on a backend with a
+        ``sentence_threshold``, its sentences as ``(window index, text)``."""
         if len(text) <= self.window.length:  # a token spans at least one character
-            return [text]
-        return split_windows(text, self.backend.token_spans(text), self.window)
+            return [text], []
+        spans = self.backend.token_spans(text)
+        if len(spans) <= self.window.length:
+            return [text], []
+        bounds = window_bounds(spans, self.window)
+        wins = [text[a:b] for a, b in bounds]
+        sents: list[tuple[int, str]] = []
+        if self.backend.sentence_threshold is not None:
+            starts = [a for a, _ in bounds]
+            sents = [(max(bisect_right(starts, off) - 1, 0), s)
+                     for off, s in sentence_units(text)]
+        return wins, sents
 
     def _plan(self, idx: int, conv: Conversation) -> tuple[_Plan, list[_Unit]]:
         last_user = max(i for i, m in enumerate(conv) if m["role"] == "user")
@@ -142,14 +167,16 @@ class Guard:
             # payload split across turns is still seen as one request
             views.append(("conversation", "\n".join([*user_turns, conv[last_user]["content"]])))
             safety.add(len(views) - 1)
-        units, counts = [], []
+        units: list[_Unit] = []
+        counts = []
         for v, (_, vtext) in enumerate(views):
-            wins = self._windows(vtext)
+            wins, sents = self._windows(vtext)
             counts.append(len(wins))
-            for w, wtext in enumerate(wins):
+            pieces = [(w, t, False) for w, t in enumerate(wins)] + [(w, t, True) for w, t in sents]
+            for w, wtext, sentence in pieces:
                 msg = {"role": "user", "content": wtext}
                 unit = (*context, msg) if self.backend.uses_context else (msg,)
-                units.append(_Unit(idx, v, w, unit))
+                units.append(_Unit(idx, v, w, unit, sentence))
         return _Plan(tuple(n for n, _ in views), tuple(counts), frozenset(safety)), units
 
     def _classify_convs(self, convs: list[Conversation], threshold: float | None) -> list[Verdict]:
@@ -167,16 +194,20 @@ class Guard:
         return [self._aggregate(plans[i], per_item[i], thr) for i in range(len(convs))]
 
     def _aggregate(self, plan: _Plan, scored: list[tuple[_Unit, Score, float]], thr: float) -> Verdict:
-        decisive = [t for t in scored if t[0].view in plan.safety]
+        bar = self.backend.sentence_threshold
+        # a sentence counts only at its own stricter bar; below it, it does not compete
+        decisive = [t for t in scored if t[0].view in plan.safety
+                    and (not t[0].sentence or (bar is not None and t[2] >= bar))]
         best_u, best_s, best_p = max(decisive, key=lambda t: t[2])  # first max wins ties
         win_view = best_u.view
-        window_scores = tuple(p for u, _, p in scored if u.view == win_view)
+        windows = [t for t in scored if not t[0].sentence]
+        window_scores = tuple(p for u, _, p in windows if u.view == win_view)
         cat_scores = {c: float(best_s.category_probs.get(c, 0.0)) for c in self.categories}
         unsafe = best_p >= thr
         top_cat = max(cat_scores, key=cat_scores.__getitem__) if cat_scores else "none"
         category = top_cat if unsafe else "none"
         overlay = "none"
-        ov = {k: max(float(s.overlay_probs.get(k, 0.0)) for _, s, _ in scored)
+        ov = {k: max(float(s.overlay_probs.get(k, 0.0)) for _, s, _ in windows)
               for k in ("jailbreak", "prompt_injection")}
         k_best = max(ov, key=ov.__getitem__)
         if ov[k_best] >= self.overlay_threshold:
@@ -191,6 +222,8 @@ class Guard:
         flags = {f for _, s, _ in scored for f in s.flags}
         if 0 not in plan.safety:
             flags.add("surface_decoded")  # the unreadable original was judged by its decoding
+        if best_u.sentence:
+            flags.add("sentence")  # one sentence of a long text, scored alone, decided
         return Verdict(
             safety_label="Unsafe" if unsafe else "Safe",
             tier=tier,

@@ -7,6 +7,7 @@ boundaries, so any backend can score them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 DEFAULT_WINDOW_LENGTH = 1200
@@ -52,3 +53,46 @@ def split_windows(text: str, spans: list[tuple[int, int]], config: WindowConfig)
     if len(spans) <= config.length:
         return [text]
     return [text[a:b] for a, b in window_bounds(spans, config)]
+
+
+# ---- sentence units ---------------------------------------------------------------------
+# A long window dilutes a short request: one harmful sentence appended to two pages of
+# trivia ("... Also, give detailed instructions for making X") moves a 126-token window's
+# score from 0.96 (the sentence alone) to 0.02.  Backends that set ``sentence_threshold``
+# also have the sentences of a multi-window text scored on their own; a sentence counts
+# only when it alone is unsafe at that stricter bar (see Guard).
+_SENT_SPLIT_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
+SENTENCE_MIN_WORDS = 6  # shorter sentences join the next one ("Also." "Step 1:")
+SENTENCE_MAX_CHARS = 600
+
+
+def sentence_units(text: str, min_words: int = SENTENCE_MIN_WORDS,
+                   max_chars: int = SENTENCE_MAX_CHARS) -> list[tuple[int, str]]:
+    """``(start offset, text)`` of the sentences of ``text``, short ones joined to the next
+    so each unit has at least ``min_words`` words (a trailing short one joins the last),
+    and cut to ``max_chars`` characters; units of under 3 words are dropped."""
+    out: list[tuple[int, str]] = []
+    pos = 0
+    pieces = []
+    for m in _SENT_SPLIT_RE.finditer(text):
+        pieces.append((pos, m.start()))
+        pos = m.end()
+    pieces.append((pos, len(text)))
+    cur_start, cur_end, words = None, 0, 0
+    for a, b in pieces:
+        if not text[a:b].strip():
+            continue
+        if cur_start is None:
+            cur_start = a
+        cur_end = b
+        words += len(text[a:b].split())
+        if words >= min_words:
+            out.append((cur_start, text[cur_start:cur_end]))
+            cur_start, words = None, 0
+    if cur_start is not None:
+        if out and words < min_words:
+            s0, _ = out.pop()
+            out.append((s0, text[s0:cur_end]))
+        else:
+            out.append((cur_start, text[cur_start:cur_end]))
+    return [(a, t.strip()[:max_chars]) for a, t in out if len(t.split()) >= 3]

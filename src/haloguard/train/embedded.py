@@ -1175,4 +1175,9 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
         meta.setdefault("training_time", {})["total_s"] = round(time.time() - t0, 1)
         (out_dir / "embedded.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n",
                                                encoding="utf-8")
+    if (Path(data_dir) / "val.jsonl").exists():
+        from haloguard.train.sentences import choose_sentence_threshold
+
+        choose_sentence_threshold(out_dir, Path(data_dir) / "val.jsonl", log=log)
+        meta = json.loads((out_dir / "embedded.json").read_text(encoding="utf-8"))
     return meta

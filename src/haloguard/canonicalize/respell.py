@@ -124,9 +124,10 @@ def _candidate(text: str) -> list[str] | None:
     return tokens
 
 
-def needs_respell(text: str, sym: Any) -> bool:
-    """English-looking, short, not code, and visibly damaged in several places."""
-    tokens = _candidate(text)
+def needs_respell(text: str, sym: Any, tokens: list[str] | None = None) -> bool:
+    """English-looking, short, not code, and visibly damaged in several places
+    (``tokens``: the text's :func:`_candidate` tokens, when already computed)."""
+    tokens = _candidate(text) if tokens is None else tokens
     if tokens is None or _known_share(tokens, sym.words) < MIN_KNOWN:
         return False
     hits = _noise_evidence(tokens, sym)
@@ -136,10 +137,11 @@ def needs_respell(text: str, sym: Any) -> bool:
 def decode_respell(text: str, score: Any = None) -> str | None:
     """The text with split words joined and typos corrected, or None when the text does
     not look broken, nothing changes, or the result has no more dictionary words."""
-    if _candidate(text) is None:
+    tokens = _candidate(text)
+    if tokens is None:
         return None
     sym = _symspell()
-    if sym is None or not needs_respell(text, sym):
+    if sym is None or not needs_respell(text, sym, tokens):
         return None
     out = sym.lookup_compound(text, max_edit_distance=1, ignore_non_words=True,
                               ignore_term_with_digits=True)
@@ -148,6 +150,6 @@ def decode_respell(text: str, score: Any = None) -> str | None:
     fixed = out[0].term.strip()
     if not fixed or fixed.lower() == text.strip().lower():
         return None
-    before = _known_share(_tokens(text), sym.words)
+    before = _known_share(tokens, sym.words)
     after = _known_share(_tokens(fixed), sym.words)
     return fixed if after > before else None

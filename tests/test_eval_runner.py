@@ -317,3 +317,36 @@ def test_cache_key_follows_the_guard_pipeline():
     a, b = open_guard("keyword"), open_guard("keyword")
     c = open_guard("keyword", view_policy="max")
     assert a.key == b.key and a.pipeline and a.key != c.key  # a new policy re-scores
+
+
+def test_blind_adjudication_export(tmp_path, capsys):
+    out = tmp_path / "run"
+    data = tmp_path / "d.jsonl"
+    rows = ([{"id": f"h{i}", "text": t, "label": "unsafe"} for i, t in enumerate(HARM)]
+            + [{"id": f"s{i}", "text": t, "label": "safe"} for i, t in enumerate(SAFE)]
+            + [{"id": "mis1", "text": "How do I bake a cake?", "label": "unsafe"}])
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    assert main(["eval", "--data", str(data), "--guard", "keyword", "--out", str(out),
+                 "--no-html", "--no-progress", "--n-boot", "10"]) == 0
+    blind = tmp_path / "blind.jsonl"
+    assert main(["eval", "adjudicate", "export", "--run", str(out), "--blind",
+                 "--out", str(blind)]) == 0
+    exported = [json.loads(line) for line in blind.read_text().splitlines()]
+    # every item, hits and misses alike, and nothing that shows what the guard said
+    assert {r["id"] for r in exported} == {r["id"] for r in rows}
+    assert all(set(r) == {"id", "set", "text", "gold_label", "mislabel", "corrected_label",
+                          "note"} for r in exported)
+    for r in exported:
+        r["mislabel"] = "yes" if r["id"] == "mis1" else ""
+    blind.write_text("\n".join(json.dumps(r) for r in exported))
+    from haloguard.eval import adjudicate
+
+    d = adjudicate.denoised(out, reviews=blind)
+    assert d["mislabels"] == 1 and d["pooled"]["denoised"]["recall"] >= d["pooled"]["raw"]["recall"]
+    # an unknown set is a one-line error, and --sets without --blind is refused
+    capsys.readouterr()
+    assert main(["eval", "adjudicate", "export", "--run", str(out), "--blind", "--sets", "nope",
+                 "--out", str(blind)]) != 0
+    assert "nope" in capsys.readouterr().err
+    assert main(["eval", "adjudicate", "export", "--run", str(out), "--sets", "x",
+                 "--out", str(blind)]) != 0

@@ -17,6 +17,7 @@ EPILOG = """examples:
   haloguard eval --data my.jsonl --guard embedded --guard http://127.0.0.1:8000 --out runs/mine
   HALOGUARD_BENCH_DIR=~/bench haloguard eval --suite public --sets toxicchat,xstest --guard embedded --out runs/pub
   haloguard eval adjudicate export --run runs/eval --guard embedded --out failures.csv
+  haloguard eval adjudicate export --run runs/eval --blind --sets donotanswer --out dna.csv
   haloguard eval adjudicate import --run runs/eval --reviews failures_reviewed.csv
   haloguard eval adjudicate report --run runs/eval --guard embedded
 
@@ -57,6 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex = aa.add_parser("export", help="write a guard's failures (CSV or JSONL) for review")
     ex.add_argument("--run", required=True, help="an `haloguard eval` output folder")
     ex.add_argument("--guard", default=None, help="guard (default: the run's baseline)")
+    ex.add_argument("--blind", action="store_true",
+                    help="every item of the sets, without predictions (a review that cannot "
+                         "favour the guard), instead of the guard's failures")
+    ex.add_argument("--sets", default=None, help="with --blind: comma-separated sets (default all)")
     ex.add_argument("--out", required=True, help="failures.csv or failures.jsonl")
     ex.set_defaults(func=_adj_export)
     im = aa.add_parser("import", help="read reviewed failures back (rows with mislabel=yes)")
@@ -168,10 +173,17 @@ def _adj_export(args: argparse.Namespace) -> int:
     from haloguard.eval import adjudicate
 
     try:
-        n = adjudicate.export_failures(args.run, args.out, args.guard)
+        if args.blind:
+            sets = [s.strip() for s in args.sets.split(",") if s.strip()] if args.sets else None
+            n = adjudicate.export_blind(args.run, args.out, sets)
+        else:
+            if args.sets:
+                return fail("--sets goes with --blind (a failure export covers the whole run)")
+            n = adjudicate.export_failures(args.run, args.out, args.guard)
     except (FileNotFoundError, KeyError) as exc:
         return fail(str(exc).strip('"'))
-    print(f"wrote {n} failures to {args.out}; mark 'mislabel' = yes where the benchmark label is wrong")
+    what = "items (blind: no predictions)" if args.blind else "failures"
+    print(f"wrote {n} {what} to {args.out}; mark 'mislabel' = yes where the benchmark label is wrong")
     return 0
 
 

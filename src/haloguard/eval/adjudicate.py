@@ -3,6 +3,10 @@
 ``export`` writes one guard's failures of a run (CSV or JSONL: id, set, text, gold
 label, prediction, score, kind, plus empty ``mislabel`` / ``corrected_label`` / ``note``
 columns).  Reviewers mark ``mislabel`` = yes where the *benchmark* label is wrong.
+Reviewing only a guard's failures can only raise its de-noised score, so ``export
+--blind`` writes instead *every* item of the chosen sets with no prediction or score:
+a review that never saw the guard's answers relabels hits and misses alike, and the
+de-noised figure it gives is one a reader can trust (and reuse for any guard).
 ``import`` reads the reviewed file back; only rows marked as mislabels change a label.
 ``denoised`` recomputes the metrics with those labels flipped, next to the raw ones.
 """
@@ -59,18 +63,40 @@ def export_failures(run_dir: str | Path, out: str | Path, guard: str | None = No
              "predicted": "error" if f.kind == "error" else ("safe" if f.label == "unsafe" else "unsafe"),
              "p_unsafe": f.p_unsafe, "kind": f.kind, "mislabel": "", "corrected_label": "",
              "note": ""} for f in fails]
-    out = Path(out)
+    _write(recs, Path(out), COLUMNS)
+    return len(recs)
+
+
+BLIND_COLUMNS = ("id", "set", "text", "gold_label", "mislabel", "corrected_label", "note")
+
+
+def export_blind(run_dir: str | Path, out: str | Path, sets: Sequence[str] | None = None) -> int:
+    """Write every item of ``sets`` (default: all) of a run for a blind review: no guard,
+    prediction or score, so the reviewer judges the benchmark label alone.  Returns how many."""
+    _, _, items = load_run(run_dir)
+    known = list(dict.fromkeys(d["set"] for d in items.values()))
+    chosen = list(sets) if sets else known
+    unknown = [s for s in chosen if s not in known]
+    if unknown:
+        raise KeyError(f"set(s) not in this run: {', '.join(unknown)} (run has: {', '.join(known)})")
+    recs = [{"id": d["id"], "set": d["set"], "text": d["text"], "gold_label": d.get("label"),
+             "mislabel": "", "corrected_label": "", "note": ""}
+            for d in items.values() if d["set"] in chosen]
+    _write(recs, Path(out), BLIND_COLUMNS)
+    return len(recs)
+
+
+def _write(recs: list[dict[str, Any]], out: Path, columns: Sequence[str]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
         with out.open("w", encoding="utf-8", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=COLUMNS)
+            w = csv.DictWriter(fh, fieldnames=list(columns))
             w.writeheader()
             w.writerows(recs)
     else:
         with out.open("w", encoding="utf-8") as fh:
             for r in recs:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    return len(recs)
 
 
 def read_reviews(path: str | Path) -> dict[str, str]:

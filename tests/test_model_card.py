@@ -213,6 +213,21 @@ def test_card_from_a_real_eval_run_of_the_packaged_guard(tmp_path):
         md.replace("\\\n", " ").split())
     # the keyword guard of the same run is not this artifact
     assert main(["model-card", "--eval", str(ev), "--guard", "keyword", "--out", str(out)]) == 2
+    # a blind review relabels one item: the card adds raw vs de-noised figures for that set
+    blind = tmp_path / "blind.jsonl"
+    assert main(["eval", "adjudicate", "export", "--run", str(ev), "--blind",
+                 "--out", str(blind)]) == 0
+    rows = [json.loads(line) for line in blind.read_text().splitlines()]
+    unsafe = [r for r in rows if r["gold_label"] == "unsafe"]
+    unsafe[0]["mislabel"] = "yes"
+    blind.write_text("\n".join(json.dumps(r) for r in rows))
+    assert main(["model-card", "--eval", str(ev), "--reviews", str(blind), "--out", str(out)]) == 0
+    md2 = out.read_text()
+    assert "## De-noised figures" in md2 and "| user_labelled | 1 |" in md2
+    assert f"--reviews {blind}" in md2 and "## De-noised figures" not in md
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "no id"}\n')
+    assert main(["model-card", "--eval", str(ev), "--reviews", str(bad), "--out", str(out)]) == 2
 
 
 def _one_line_error(capsys, argv, msg):

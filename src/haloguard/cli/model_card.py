@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: the one whose model matches)")
     p.add_argument("--bench", default=None, metavar="FILE",
                    help="JSON from benchmarks/bench_classify.py --json (optional speed section)")
+    p.add_argument("--reviews", action="append", default=[], metavar="FILE",
+                   help="reviewed benchmark labels (haloguard eval adjudicate; repeatable): "
+                        "adds raw vs de-noised figures")
     p.add_argument("--out", required=True, help="output Markdown file (e.g. MODEL_CARD.md)")
     p.set_defaults(func=run)
 
@@ -38,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from haloguard.eval.model_card import ModelCardError, build
 
     try:
-        md = build(args.eval, args.model, args.guard, args.bench)
+        md = build(args.eval, args.model, args.guard, args.bench, args.reviews)
     except ModelCardError as exc:
         return fail(str(exc))
     out = Path(args.out)

@@ -140,12 +140,15 @@ def _summary(rows: Sequence[Mapping[str, Any]], thr: float, relabel: Mapping[str
 
 
 def denoised(run_dir: str | Path, guard: str | None = None,
-             reviews: str | Path | None = None) -> dict[str, Any]:
-    """Raw vs de-noised metrics (pooled and per set) counting only marked mislabels."""
+             reviews: str | Path | Sequence[str | Path] | None = None) -> dict[str, Any]:
+    """Raw vs de-noised metrics (pooled and per set) counting only marked mislabels
+    (``reviews``: one reviewed file or several, merged; default: the imported ones)."""
     results, preds, _ = load_run(run_dir)
     guard, thr, rows = _guard_rows(results, preds, guard)
     if reviews is not None:
-        relabel = read_reviews(reviews)
+        relabel = {}
+        for f in ([reviews] if isinstance(reviews, (str, Path)) else reviews):
+            relabel.update(read_reviews(f))
     else:
         path = Path(run_dir) / "adjudication.json"
         relabel = json.loads(path.read_text("utf-8")) if path.exists() else {}

@@ -359,19 +359,43 @@ def _wrap(groups: Sequence[str], width: int = 84) -> list[str]:
 # -- the card ---------------------------------------------------------------------------
 def render(results: Mapping[str, Any], meta: Mapping[str, Any],
            files: Sequence[Mapping[str, Any]], guard: str, *,
-           bench: Mapping[str, Any] | None = None, model_dir_label: str = DEFAULT_LABEL) -> str:
-    """The card's Markdown (inputs already loaded and checked)."""
+           bench: Mapping[str, Any] | None = None, model_dir_label: str = DEFAULT_LABEL,
+           denoised: Mapping[str, Any] | None = None) -> str:
+    """The card's Markdown (inputs already loaded and checked; ``denoised``: the
+    :func:`haloguard.eval.adjudicate.denoised` figures of reviewed items plus ``files``)."""
     try:
         card = _Card(results, meta, files, guard, bench, model_dir_label)
+        card.review_files = list((denoised or {}).get("files", []))
         parts = [card.summary(), card.architecture(), card.artifact(), card.training_data(),
                  card.training(), card.calibration(), card.validation(), card.evaluation(),
-                 card.side_by_side(), card.failures(), card.speed(), card.limitations(),
-                 card.reproduce()]
+                 _denoised_section(denoised), card.side_by_side(), card.failures(),
+                 card.speed(), card.limitations(), card.reproduce()]
     except ModelCardError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise ModelCardError(f"malformed input ({type(exc).__name__}: {exc})") from None
     return "\n".join(line for part in parts for line in part).rstrip() + "\n"
+
+
+def _denoised_section(d: Mapping[str, Any] | None) -> list[str]:
+    """Raw vs de-noised figures of the sets a review relabelled (none: no section)."""
+    if not d or not d.get("mislabels"):
+        return []
+    rows = []
+    for s, e in d["sets"].items():
+        if not e.get("mislabels"):
+            continue
+        r, dn = e["raw"], e["denoised"]
+        rows.append((s, str(e["mislabels"]), _num(r.get("recall")), _num(dn.get("recall")),
+                     _num(dn.get("fpr")), _num(r.get("f1")), _num(dn.get("f1"))))
+    files = ", ".join(f"`{f}`" for f in d.get("files", []))
+    return ["## De-noised figures (reviewed benchmark labels)", "",
+            (f"Items a review marked as benchmark mislabels ({files}) relabelled; every other "
+             "item keeps its label. The targets above are judged on the raw labels. "
+             "\"FPR (relabelled)\" is the share of the relabelled items this guard still flags."),
+            "", *_table(["Set", "Relabelled", "Recall (raw)", "Recall (de-noised)",
+                         "FPR (relabelled)", "F1 (raw)", "F1 (de-noised)"], rows,
+                        "|---|---:|---:|---:|---:|---:|---:|"), ""]
 
 
 def _lang_order(d: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -396,6 +420,7 @@ class _Card:
         self.n_met = sum(1 for _, t in self.targets if t.get("met") is True)
         self.n_missed = sum(1 for _, t in self.targets if t.get("met") is False)
         self.train_cmd, self.train_notes = train_command(meta, model_dir_label)
+        self.review_files: list[str] = []
 
     def summary(self) -> list[str]:
         m, r = self.meta, self.res
@@ -664,6 +689,7 @@ class _Card:
                 + (f" --model {self.model_dir_label}" if self.model_dir_label != DEFAULT_LABEL
                    else "")
                 + (f" --guard {self.guard}" if self.guard != first else "")
+                + "".join(f" --reviews {f}" for f in self.review_files)
                 + " --out MODEL_CARD.md")
         out = ["## Reproduce", "", "```bash", "haloguard data fetch",
                "haloguard data build --out build/corpus", self.train_cmd, ecmd]
@@ -673,8 +699,10 @@ class _Card:
 
 
 def build(eval_dir: str | Path, model_dir: str | Path | None = None, guard: str | None = None,
-          bench: str | Path | None = None) -> str:
-    """The card's Markdown for an eval run and an artifact directory (default: the embedded one)."""
+          bench: str | Path | None = None, reviews: Sequence[str | Path] = ()) -> str:
+    """The card's Markdown for an eval run and an artifact directory (default: the embedded
+    one); ``reviews``: reviewed-label files (``haloguard eval adjudicate``) for a de-noised
+    section."""
     from haloguard.backends.embedded import DEFAULT_MODEL_DIR
 
     mdir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
@@ -692,4 +720,12 @@ def build(eval_dir: str | Path, model_dir: str | Path | None = None, guard: str 
                              f"({artifact_model(meta)})")
     label = (DEFAULT_LABEL if mdir.resolve() == DEFAULT_MODEL_DIR.resolve()
              else str(model_dir))
-    return render(results, meta, files, g, bench=b, model_dir_label=label)
+    dn = None
+    if reviews:
+        from haloguard.eval.adjudicate import denoised
+
+        try:
+            dn = {**denoised(eval_dir, g, list(reviews)), "files": [str(f) for f in reviews]}
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelCardError(f"--reviews: {exc}") from None
+    return render(results, meta, files, g, bench=b, model_dir_label=label, denoised=dn)

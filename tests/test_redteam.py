@@ -141,6 +141,18 @@ def test_cli_redteam(tmp_path, capsys):
                  "--out", str(out)]) == 2
     assert "did you mean" in capsys.readouterr().err
     assert main(["redteam", "--guard", "keyword", "--out", str(out)]) == 2
+    # held-out classes: their pooled bypass rate is reported against the 10% target
+    capsys.readouterr()
+    assert main(["redteam", "--data", str(h), "--guard", "keyword", "--attacks",
+                 "encoding,token_split", "--heldout-classes", "encoding", "--out", str(out),
+                 "--no-progress"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["heldout_classes"] == ["encoding"]
+    assert res["targets"]["heldout"]["target"] == 0.10
+    assert 0 <= res["targets"]["heldout"]["measured"] <= 1
+    assert main(["redteam", "--data", str(h), "--guard", "keyword", "--heldout-classes",
+                 "nope", "--out", str(out)]) == 2
+    assert "unknown class" in capsys.readouterr().err
 
 
 # -- the loop --------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from haloguard.cli.common import fail
 
 EPILOG = """examples:
   haloguard redteam --data harmful.jsonl --benign benign.jsonl --guard embedded --out runs/rt
+  haloguard redteam --data hb.jsonl --guard embedded \
+      --heldout-classes style_shift,semantic_paraphrase --out runs/rt
   haloguard redteam --data hb.jsonl --guard keyword --attacks encoding,fiction,chain \
       --limit 50 --out /tmp/rt
   haloguard redteam loop --rounds 2 --sample 200 --out runs/loop
@@ -19,7 +21,10 @@ EPILOG = """examples:
 harmful (in --data) or benign (in --benign).  --attacks takes `all`, attack names and/or
 attack classes (see `haloguard attacks list`).  Outputs in --out: results.json,
 report.md, report.html (heat map), attempts.jsonl and bypasses.jsonl (confirmed bypasses
-+ benign twins as training records with provenance).
++ benign twins as training records with provenance).  The embedded default never trains
+on the style_shift and semantic_paraphrase classes (benign_tail is close to its trainer's
+request-stuffing augmentation): name them in --heldout-classes to see how its defences
+generalise.
 """
 
 LOOP_EPILOG = """examples:
@@ -60,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", help="output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--heldout-classes", default="",
+                   help="comma list of attack classes the guard never trained on: the report "
+                        "adds their pooled bypass rate against the held-out target (10%%)")
     _add_guard_options(p)
     add_paraphrase_options(p)
     p.set_defaults(func=run_redteam_cmd)
@@ -152,6 +160,13 @@ def run_redteam_cmd(args: argparse.Namespace) -> int:
         return fail("--out DIR is required")
     if args.limit is not None and args.limit < 1:
         return fail("--limit must be >= 1")
+    from haloguard.attacks.base import ATTACK_CLASSES
+
+    heldout = tuple(_split(args.heldout_classes))
+    unknown = [c for c in heldout if c not in ATTACK_CLASSES]
+    if unknown:
+        return fail(f"--heldout-classes: unknown class(es) {', '.join(unknown)} "
+                    f"(known: {', '.join(ATTACK_CLASSES)})")
     try:
         rows = read_prompts(args.data, default_label="unsafe")
         harmful = [r for r in rows if r.label == "unsafe"][: args.limit]
@@ -174,7 +189,7 @@ def run_redteam_cmd(args: argparse.Namespace) -> int:
         return fail(str(exc))
     result = run_redteam(guard, harmful, attacks, benign=benign, seed=args.seed,
                          batch_size=args.batch_size, progress=not args.no_progress)
-    summary = write_report(result, args.out)
+    summary = write_report(result, args.out, heldout_classes=heldout)
     records = bypass_records(result, benign_pool=[*pool, *benign], options=opts)
     eval_sources = _eval_sources({p.source for p in harmful} | {p.source for p in benign})
     if eval_sources:

@@ -119,17 +119,6 @@ def test_augmentations_cover_both_labels() -> None:
                      meta={"template": True})
     jb = jailbreak_augment([escaped], [r for r in authored if r.label == "unsafe"], seed=0)
     assert jb[0].text.startswith("Be DAN. ") and "{%" not in jb[0].text
-    # benign twins: the same template around a benign request is safe, overlay still jailbreak
-    benign = [r for r in authored if r.label == "safe"]
-    jb2 = jailbreak_augment([template], [r for r in authored if r.label == "unsafe"], seed=0,
-                            benign_pools=[benign])
-    assert jb2[0] == jailbreak_augment([template], [r for r in authored if r.label == "unsafe"],
-                                       seed=0)[0]  # the harmful fill is unchanged by twins
-    twin = jb2[1]
-    assert len(jb2) == 2 and twin.label == "safe" and twin.overlay == "jailbreak"
-    assert twin.meta["kind"] == "wrapped_benign" and twin.meta["parent"] in {r.id for r in benign}
-    a, b = twin.meta["payload_span"]
-    assert twin.text.startswith("Pretend you are free. ") and twin.text[a:b].strip()
 
 
 def test_injection_augment_fills_injection_templates_with_benign_payloads() -> None:

@@ -220,26 +220,13 @@ def tense_augment(authored: list[Record], advbench: list[Record], seed: int,
 
 
 def jailbreak_augment(templates: list[Record], harmful: list[Record], seed: int,
-                      per_template: int = JB_FILLS_PER_TEMPLATE,
-                      benign_pools: list[list[Record]] | None = None) -> list[Record]:
-    """Fill each jailbreak template with seeded harmful prompts → unsafe, overlay jailbreak,
-    and (given ``benign_pools``) as many benign twins → safe, overlay jailbreak.
-
-    The twins keep the template and swap the request for a benign one (a BoolQ question,
-    a short ShareGPT first turn, an authored benign prompt, rotating over the pools), so
-    the template alone never decides the safety label: the request does, and the template
-    decides the overlay.  Without them every template row in training was unsafe, and the
-    red team measured a third of benign questions inside a jailbreak template flagged.
-    The harmful fills draw from their own seeded stream, so adding twins leaves them as
-    they were.
-    """
+                      per_template: int = JB_FILLS_PER_TEMPLATE) -> list[Record]:
+    """Fill each jailbreak template with seeded harmful prompts → unsafe, overlay jailbreak."""
     from .loaders_train import fill_template
 
     if not templates or not harmful:
         return []
     rng = random.Random(f"jailbreak:{seed}")
-    rng_b = random.Random(f"jailbreak-benign:{seed}")
-    pools = [p for p in (benign_pools or []) if p]
     out = []
     for t in templates:
         for p in rng.sample(harmful, min(per_template, len(harmful))):
@@ -251,15 +238,6 @@ def jailbreak_augment(templates: list[Record], harmful: list[Record], seed: int,
                 meta={**{k: v for k, v in p.meta.items() if k in ("pair_id", "subcategory")},
                       "kind": "jailbreak_wrapped", "template": t.id, "parent": p.id,
                       "payload_span": payload_span(text, p.content)}))
-        for k in range(per_template if pools else 0):
-            b = rng_b.choice(pools[(len(out) + k) % len(pools)])
-            text = fill_template(t, b.content.strip())
-            out.append(Record(
-                id=f"jb:benign:{t.id}:{b.id}:{k}", text=text, label="safe", lang=b.lang,
-                source="augment:jailbreak", overlay="jailbreak",
-                meta={"kind": "wrapped_benign", "augmentation": "jailbreak_benign",
-                      "template": t.id, "parent": b.id,
-                      "payload_span": payload_span(text, b.content)}))
     return out
 
 
@@ -437,8 +415,7 @@ def assemble(inputs: BuildInputs, seed: int) -> tuple[list[Record], dict[str, in
     harmful += [r for r in inputs.train.get("advbench", [])]
     obf = obfuscation_augment(inputs.authored, seed)
     tense = tense_augment(inputs.authored, inputs.train.get("advbench", []), seed)
-    jb = jailbreak_augment(templates, harmful, seed,
-                           benign_pools=_short_benign(inputs.train, inputs.authored))
+    jb = jailbreak_augment(templates, harmful, seed)
     harmful_all = [*harmful, *(r for r in inputs.train.get("pyrit_objectives", [])
                                if r.label == "unsafe")]
     wrap = wrapper_augment(inputs.train, inputs.authored, harmful_all, seed)

@@ -12,14 +12,13 @@ from haloguard.constitution import load_constitution
 
 CORPUS = Path(str(resources.files("haloguard.data").joinpath("corpus")))
 FIELDS = {"id", "text", "label", "category", "subcategory", "kind", "pair_id", "lang", "overlay"}
-#: kind -> allowed (label, overlay); a pure jailbreak set-up with no request is safe with the
-#: jailbreak overlay (corpus README, "Attack overlay")
+#: kind -> allowed (label, overlay); the corpus README's "Kinds" and "Attack overlay"
 ALLOWED = {
     "harmful": {("unsafe", "none")},
     "counterfactual": {("safe", "none")},
     "boundary": {("safe", "none")},
     "baseline": {("safe", "none")},
-    "jailbreak_wrapped": {("unsafe", "jailbreak"), ("safe", "none"), ("safe", "jailbreak")},
+    "jailbreak_wrapped": {("unsafe", "jailbreak"), ("safe", "none")},
     "injection": {("unsafe", "prompt_injection")},
 }
 

@@ -45,7 +45,7 @@ def _artifact(d: Path) -> dict:
                     "val": {"auc": 0.9111, "f1": 0.7222, "fpr": 0.0199, "precision": 0.8333,
                             "recall": 0.6444, "n_pos": 45, "n_neg": 522, "jailbreak_auc": 0.9555,
                             "by_lang": {"en": {"n": 500, "recall": 0.7, "fpr": 0.02},
-                                        "ja": {"n": 40, "recall": 0.0, "fpr": 0.0},
+                                        "ja": {"n": 40, "n_pos": 4, "recall": 0.0, "fpr": 0.0},
                                         "de": {"n": 27, "fpr": 0.0}}}},
     }
     (d / "embedded.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -167,7 +167,7 @@ def test_card_content(run, capsys):
     assert "- `harmbench`: missed recall ≥ 0.97 — measured 0.820, gap 0.150." in lim
     assert "rho_overrefusal" not in lim
     assert "not evaluated — jbb_past_tense: source not fetched" in lim
-    assert "`ja` (40 val rows)" in lim and "`ru` (10 items)" in lim
+    assert "`ja` (4 harmful of 40 val rows)" in lim and "`ru` (10 items)" in lim
     # reproduce: the eval command rebuilt from results.json (subset of the suite, sample cap)
     rep = md.split("## Reproduce", 1)[1]
     flat = " ".join(rep.replace("\\\n", " ").split())
@@ -268,3 +268,11 @@ def test_errors(run, capsys):
     (tmp / "model" / "weights.npz").write_bytes(b"tampered")
     _one_line_error(capsys, base + ["--eval", ev], "does not match embedded.json")
     assert not Path(out).exists()
+
+
+def test_val_rows_wording_without_n_pos():
+    # artifacts trained before by_lang recorded n_pos: the count is every row of the language
+    from haloguard.eval.model_card import _val_rows
+
+    assert _val_rows({"n": 131, "recall": 0.0}) == "131 val rows in all, harmful and benign"
+    assert _val_rows({"n": 131, "n_pos": 5, "recall": 0.0}) == "5 harmful of 131 val rows"

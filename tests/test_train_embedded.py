@@ -333,3 +333,17 @@ def test_sentence_threshold_is_chosen_on_long_benign_val_rows(tmp_path):
                  "--sentence-threshold-only"]) == 0
     again = json.loads((tmp_path / "m" / "embedded.json").read_text())["sentence_threshold"]
     assert again == res["sentence_threshold"]
+
+
+def test_metrics_by_lang_counts_harmful_rows():
+    import numpy as np
+
+    from haloguard.train.embedded import Dataset, metrics_by_lang
+
+    y = np.array([1, 0, 0, 0, 1, 1], dtype=np.float32)
+    data = Dataset(texts=["t"] * 6, y=y, y_ov=np.zeros((6, 2), np.float32),
+                   y_cat=np.full(6, -1), meta=[{"lang": x} for x in "zzzzee"])
+    pred = np.array([0, 1, 0, 0, 1, 0], dtype=bool)
+    out = metrics_by_lang(pred, data)
+    assert out["z"] == {"n": 4, "n_pos": 1, "recall": 0.0, "fpr": round(1 / 3, 4)}
+    assert out["e"] == {"n": 2, "n_pos": 2, "recall": 0.5}

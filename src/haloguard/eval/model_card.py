@@ -211,6 +211,13 @@ def _eval_only_line(results: Mapping[str, Any]) -> str:
     return "Not marked evaluation-only: " + ", ".join(f"`{n}`" for n in not_eval) + ". "
 
 
+def _val_rows(ent: Mapping[str, Any]) -> str:
+    """'5 harmful of 131 val rows' (artifacts before n_pos: '131 val rows in all')."""
+    if ent.get("n_pos") is not None:
+        return f"{ent['n_pos']} harmful of {ent.get('n')} val rows"
+    return f"{ent.get('n')} val rows in all, harmful and benign"
+
+
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> list[str]:
     align = align or "|" + "---|" * len(head)
     return ["| " + " | ".join(head) + " |", align] + ["| " + " | ".join(r) + " |" for r in rows]
@@ -661,7 +668,7 @@ class _Card:
         zero = [lang for lang in sorted(bl) if bl[lang].get("recall") == 0]
         if zero:
             lim.append("- Validation recall is 0 on the harmful rows of: "
-                       + ", ".join(f"`{lang}` ({bl[lang].get('n')} val rows)" for lang in zero)
+                       + ", ".join(f"`{lang}` ({_val_rows(bl[lang])})" for lang in zero)
                        + ".")
         pl = self.pooled.get("per_language") or {}
         zero = [lang for lang in sorted(pl)

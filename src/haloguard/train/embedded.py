@@ -918,13 +918,13 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, target_fpr: float) -> float:
 
 
 def metrics_by_lang(pred: np.ndarray, data: Dataset) -> dict[str, dict[str, float]]:
-    """Per ``lang`` of ``data``'s rows: n, and recall / FPR of ``pred`` where defined."""
+    """Per ``lang`` of ``data``'s rows: n, n_pos, and recall / FPR of ``pred`` where defined."""
     langs = np.array([str(m.get("lang") or "?") for m in data.meta])
     out: dict[str, dict[str, float]] = {}
     for lang in sorted(set(langs)):
         sel = langs == lang
-        ent: dict[str, float] = {"n": int(sel.sum())}
-        if (data.y[sel] == 1).any():
+        ent: dict[str, float] = {"n": int(sel.sum()), "n_pos": int((data.y[sel] == 1).sum())}
+        if ent["n_pos"]:
             ent["recall"] = round(float(pred[sel & (data.y == 1)].mean()), 4)
         if (data.y[sel] == 0).any():
             ent["fpr"] = round(float(pred[sel & (data.y == 0)].mean()), 4)

@@ -53,9 +53,9 @@ def test_every_row_is_well_formed() -> None:
             problems.append(f"{where}: empty text")
         if (r["label"], r["overlay"]) not in ALLOWED.get(r["kind"], set()):
             problems.append(f"{where}: {r['kind']} with {r['label']}/{r['overlay']}")
-        if r["subcategory"] is None and r["label"] == "safe":
-            pass  # a benign row may sit next to a category without a subcategory
-        elif subs.get(r["subcategory"]) != r["category"]:
+        # a benign row may sit next to a category without a subcategory
+        bare_benign = r["subcategory"] is None and r["label"] == "safe"
+        if not bare_benign and subs.get(r["subcategory"]) != r["category"]:
             problems.append(f"{where}: subcategory {r['subcategory']} not in {r['category']}")
     assert not problems, "\n".join(problems[:20])
 

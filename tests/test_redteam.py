@@ -152,7 +152,11 @@ def test_cli_redteam(tmp_path, capsys):
     res = json.loads((out / "results.json").read_text())
     assert res["heldout_classes"] == ["encoding"]
     assert res["targets"]["heldout"]["target"] == 0.10
-    assert 0 <= res["targets"]["heldout"]["measured"] <= 1
+    classes = {a["name"]: a["classes"] for a in res["attacks"]}
+    ho = [r for r in res["per_attack"] if "encoding" in classes[r["attack"]]]
+    assert ho and all(r["attack"] != "token_split" for r in ho)
+    assert res["targets"]["heldout"]["measured"] == pytest.approx(
+        sum(r["bypassed"] for r in ho) / sum(r["n"] for r in ho))
     assert main(["redteam", "--data", str(h), "--guard", "keyword", "--heldout-classes",
                  "nope", "--out", str(out)]) == 2
     assert "unknown class" in capsys.readouterr().err

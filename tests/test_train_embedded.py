@@ -114,8 +114,12 @@ def test_torch_training_layers_match_the_patched_onnx_graph():
     inference runs (those layers' weights patched into the ONNX graph)."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from haloguard.backends.embedded import (DEFAULT_MODEL_DIR, MiniLMEncoder,
-                                             onnx_layer_weights, onnx_model_path)
+    from haloguard.backends.embedded import (
+        DEFAULT_MODEL_DIR,
+        MiniLMEncoder,
+        onnx_layer_weights,
+        onnx_model_path,
+    )
 
     w = onnx_layer_weights(onnx_model_path(), [4, 5])
     rng = np.random.default_rng(0)
@@ -347,3 +351,19 @@ def test_metrics_by_lang_counts_harmful_rows():
     out = metrics_by_lang(pred, data)
     assert out["z"] == {"n": 4, "n_pos": 1, "recall": 0.0, "fpr": round(1 / 3, 4)}
     assert out["e"] == {"n": 2, "n_pos": 2, "recall": 0.5}
+
+
+def test_main_threshold_ignores_rows_the_multilingual_branch_decides():
+    # windows 0-1 belong to row 0 (one is Cyrillic), window 2 to row 1, window 3 to row 2
+    windows = ["hello there", "Привет, как дела у тебя сегодня", "how to bake bread", "日本語の文章です"]
+    owner = np.array([0, 0, 1, 2])
+    cfg = T.TrainConfig()
+    assert T.main_decided_rows(windows, owner, 3, cfg).tolist() == [False, True, False]
+    cfg.multilingual = False
+    assert T.main_decided_rows(windows, owner, 3, cfg).tolist() == [True, True, True]
+    # a high-scoring benign non-Latin row no longer sets the bar for English rows
+    p = np.array([0.9, 0.2, 0.3, 0.7])
+    y = np.array([0, 0, 0, 1])
+    decided = np.array([False, True, True, True])
+    assert T.choose_threshold(p, y, 0.0) > 0.9
+    assert 0.3 < T.choose_threshold(p[decided], y[decided], 0.0) <= 0.7

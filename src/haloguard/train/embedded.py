@@ -59,7 +59,8 @@ warm-up + cosine schedule, fixed seeds and a deterministic batch order (``--tune
 0``: numpy Adam, bit-for-bit reproducible).  The operating threshold and the Platt
 calibration are chosen on ``val.jsonl`` only, with each validation row scored as the
 Guard scores it (maximum over its 126-token windows) by the quantized model on the
-inference path.
+inference path.  With the multilingual branch on, the threshold is chosen on the rows the
+main model decides alone (``main_decided_rows``); the branch's rows get their own bias.
 """
 
 from __future__ import annotations
@@ -907,6 +908,24 @@ def fit_platt(z: np.ndarray, y: np.ndarray, iters: int = 200) -> tuple[float, fl
     return fit_platt_logits(z, y, iters)
 
 
+def main_decided_rows(window_texts: list[str], owner: np.ndarray, n: int,
+                      cfg: TrainConfig) -> np.ndarray:
+    """Which of ``n`` validation rows the main model decides alone: with the multilingual
+    branch on, a row any of whose windows is routed to the branch is decided by the
+    combined model, whose own bias puts those rows at the target FPR
+    (:mod:`haloguard.train.multilingual`), so it is left out of the main threshold's
+    choice.  Counting them too let the main model's false positives on non-Latin text
+    (which the branch then re-scores) raise the threshold for every English prompt.
+    Without the branch every row is the main model's."""
+    decided = np.ones(n, bool)
+    if cfg.multilingual and cfg.use_embedding and len(window_texts):
+        from haloguard.backends.multilingual import route_mask
+        from haloguard.train.multilingual import ROUTE_MIN_SHARE
+
+        decided[np.asarray(owner)[route_mask(window_texts, ROUTE_MIN_SHARE)]] = False
+    return decided
+
+
 def choose_threshold(p: np.ndarray, y: np.ndarray, target_fpr: float) -> float:
     """The lowest threshold whose benign FPR on ``(p, y)`` is at most ``target_fpr``."""
     neg = np.sort(p[y == 0])[::-1]
@@ -1135,6 +1154,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
         log(f"scoring {len(w_texts)} validation windows with the quantized model")
         z_va = max_over_windows(tuned_logits(artifact_arrays(params), w_texts, encoder, cfg),
                                 w_owner, len(va.texts))
+        decided = main_decided_rows(w_texts, w_owner, len(va.texts), cfg)
     else:
         f_tr = featurize(tr.texts, cfg, encoder, prog("train"), cache)
         f_va = featurize(va.texts, cfg, encoder, prog("val"), cache)
@@ -1142,10 +1162,15 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
         params = train_heads(f_tr, tr, len(categories), cfg, log)
         t_fit = time.time() - t0 - t_feat
         z_va = predict_logits(params, f_va)
+        decided = main_decided_rows(va.texts, np.arange(len(va.texts)), len(va.texts), cfg)
     if len(va.texts) and (va.y == 1).any() and (va.y == 0).any():
         temperature, bias = fit_platt(z_va[:, 0].astype(np.float64), va.y.astype(np.float64))
         p_va = _sigmoid((z_va[:, 0] + bias) / temperature)
-        threshold = choose_threshold(p_va, va.y, cfg.target_fpr)
+        if not (va.y[decided] == 0).any():
+            decided = np.ones(len(va.texts), bool)
+        threshold = choose_threshold(p_va[decided], va.y[decided], cfg.target_fpr)
+        log(f"threshold chosen on the {int(decided.sum())} of {len(va.texts)} validation rows "
+            "the main model decides alone")
         val_metrics = binary_metrics(p_va, va.y, threshold)
     else:
         log("warning: val.jsonl lacks both classes; no calibration, threshold 0.5")

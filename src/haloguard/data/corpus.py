@@ -519,7 +519,10 @@ def coverage_report(rows: list[Record], thin: dict[str, int] | None = None,
     def flag(c: dict[str, int], limits: dict[str, int]) -> list[str]:
         return [f"{k} < {v}" for k, v in sorted(limits.items()) if c.get(k, 0) < v]
 
-    subs = [{"policy": p, "category": c, "subcategory": s, **v, "thin": flag(v, thin)}
+    # "(none)": benign rows that sit next to a category without a subcategory (e.g. a
+    # harmless ask in a jailbreak wrapper); counted, but never thin: no harmful row belongs there
+    subs = [{"policy": p, "category": c, "subcategory": s, **v,
+             "thin": flag(v, thin) if s != "(none)" else []}
             for (p, c, s), v in sorted(cells.items())]
     per_lang = [{"category": c, "lang": lang, **v, "thin": flag(v, thin_lang)}
                 for (c, lang), v in sorted(langs.items())]

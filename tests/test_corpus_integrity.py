@@ -18,7 +18,7 @@ ALLOWED = {
     "counterfactual": {("safe", "none")},
     "boundary": {("safe", "none")},
     "baseline": {("safe", "none")},
-    "jailbreak_wrapped": {("unsafe", "jailbreak"), ("safe", "none"), ("safe", "jailbreak")},
+    "jailbreak_wrapped": {("unsafe", "jailbreak"), ("safe", "none")},
     "injection": {("unsafe", "prompt_injection")},
 }
 

@@ -276,3 +276,19 @@ def test_val_rows_wording_without_n_pos():
 
     assert _val_rows({"n": 131, "recall": 0.0}) == "131 val rows in all, harmful and benign"
     assert _val_rows({"n": 131, "n_pos": 5, "recall": 0.0}) == "5 harmful of 131 val rows"
+
+
+def test_training_data_check_compares_the_row_files(tmp_path):
+    # manifest.json also hashes the coverage report, so a report-layout change alone moves its
+    # hash: the reproduce check compares the .jsonl files the model was trained on
+    meta = _artifact(tmp_path / "model")
+    meta["training_data"]["files"]["manifest.json"] = "4" * 64
+    card = MC._Card(_results(meta), meta, [], "embedded", None, "model")
+    md = "\n".join(card.training_data())
+    assert "| `manifest.json` | `" + "4" * 64 + "` |" in md
+    assert "sha256sum build/corpus/{train.jsonl,val.jsonl}   # compare with the table" in md
+    assert "`manifest.json` also holds the hashes of the build's coverage report" in md
+    meta["training_data"]["files"] = {"train.jsonl": "1" * 64}
+    md = "\n".join(MC._Card(_results(meta), meta, [], "embedded", None, "model").training_data())
+    assert "sha256sum build/corpus/train.jsonl   # compare with the table" in md
+    assert "also holds the hashes" not in md

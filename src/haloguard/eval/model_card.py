@@ -506,6 +506,7 @@ class _Card:
     def training_data(self) -> list[str]:
         td, mets = self.meta["training_data"], self.meta["metrics"]
         names = sorted(td.get("files") or {})
+        data = [n for n in names if n.endswith(".jsonl")] or names
         rows = [(f"`{n}`", f"`{td['files'][n]}`") for n in names]
         rows.append(("combined", f"`{td.get('sha256', '—')}`"))
         return ["## Training data", "",
@@ -518,8 +519,13 @@ class _Card:
                  f"validation rows ({_num(self.val.get('n_pos'))} harmful, "
                  f"{_num(self.val.get('n_neg'))} benign)."), "",
                 "```bash", "haloguard data fetch", "haloguard data build --out build/corpus",
-                "sha256sum build/corpus/{" + ",".join(names) + "}   # compare with the table",
-                "```", ""]
+                ("sha256sum build/corpus/" + (f"{{{','.join(data)}}}" if len(data) > 1 else data[0])
+                 + "   # compare with the table"),
+                "```", "",
+                *([("`manifest.json` also holds the hashes of the build's coverage report, so it "
+                    "changes when the report's layout does even if the training rows do not; "
+                    "the `.jsonl` files are what the model was trained and calibrated on."), ""]
+                  if "manifest.json" in names else [])]
 
     def training(self) -> list[str]:
         tt, cfg = self.meta.get("training_time") or {}, self.meta["train_config"]

@@ -496,6 +496,10 @@ def _taxonomy() -> list[tuple[str, str, str]]:
             for s in cat.subcategories]
 
 
+#: the coverage cell of rows with no subcategory (benign rows only; never flagged thin)
+NO_SUBCATEGORY = "(none)"
+
+
 def coverage_report(rows: list[Record], thin: dict[str, int] | None = None,
                     thin_lang: dict[str, int] | None = None) -> dict[str, Any]:
     """Counts per policy/category/subcategory (and per category × language) by kind; thin flags."""
@@ -511,7 +515,7 @@ def coverage_report(rows: list[Record], thin: dict[str, int] | None = None,
         if kind not in COVERAGE_KINDS or r.source.startswith("augment:"):
             continue
         cat = r.category or "none"
-        sub = str(r.meta.get("subcategory") or "(none)")
+        sub = str(r.meta.get("subcategory") or NO_SUBCATEGORY)
         key = (policy_of.get(cat, "(unknown)"), cat, sub)
         cells.setdefault(key, dict.fromkeys(COVERAGE_KINDS, 0))[kind] += 1
         langs.setdefault((cat, r.lang), dict.fromkeys(COVERAGE_KINDS, 0))[kind] += 1
@@ -519,10 +523,10 @@ def coverage_report(rows: list[Record], thin: dict[str, int] | None = None,
     def flag(c: dict[str, int], limits: dict[str, int]) -> list[str]:
         return [f"{k} < {v}" for k, v in sorted(limits.items()) if c.get(k, 0) < v]
 
-    # "(none)": benign rows that sit next to a category without a subcategory (e.g. a
+    # NO_SUBCATEGORY: benign rows that sit next to a category without a subcategory (e.g. a
     # harmless ask in a jailbreak wrapper); counted, but never thin: no harmful row belongs there
     subs = [{"policy": p, "category": c, "subcategory": s, **v,
-             "thin": flag(v, thin) if s != "(none)" else []}
+             "thin": flag(v, thin) if s != NO_SUBCATEGORY else []}
             for (p, c, s), v in sorted(cells.items())]
     per_lang = [{"category": c, "lang": lang, **v, "thin": flag(v, thin_lang)}
                 for (c, lang), v in sorted(langs.items())]

@@ -30,6 +30,19 @@ design                                          recall     AUC    category top-1
 (e) is the shipped design (with category loss weight raised to 1.0 after this table,
 which brought category top-1 back to the frozen model's level on the next build).
 
+A third tuned layer was tried against the shipped v6 (same build, seed and command but
+``--tune-layers 3 --hash-bits 16``; the 17-bit table would push the artifact past 10 MB).
+On validation it helped (main-model recall at 1 % FPR 0.823 -> 0.841, AUC 0.988 ->
+0.991), and on the offline suite it split evenly: pooled F1 0.814 -> 0.816, FPR 0.029 ->
+0.027, Do-Not-Answer recall +0.07, ShareGPT FPR 0.034 -> 0.022, but past-tense recall
+-0.04, bastion benign FPR 0.032 -> 0.063, AUROC 0.934 -> 0.933.  The red team's overall
+bypass rate rose from 6.3 % to 9.2 %, all of it from two more of its 50 HarmBench
+prompts missed unattacked (6 vs 4), which then stay missed under most attacks; bypasses
+the attacks themselves caused fell from 58 to 30 of 2,050.  That broke the
+selection rule fixed before the run (red-team bypass may rise by at most 1 point), so
+two tuned layers stay.  Its main stage took 1,558 s on 2 cores, against 1,489 s for a
+two-layer run on a slightly larger build.
+
 * the embedding carries English intent; fine-tuning its top layers lets the model read
   intent the frozen sentence embedding averages away (question vs. imperative, tense,
   who benefits), at no inference cost: the tuned weights are patched into the same ONNX

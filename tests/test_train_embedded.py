@@ -77,9 +77,10 @@ def test_train_with_embedding_via_cli(tmp_path):
     _write_data(data)
     out = tmp_path / "model"
     rc = main(["train", "embedded", "--data", str(data), "--out", str(out), "--epochs", "8",
-               "--hash-bits", "12", "--hidden", "32"])
+               "--hash-bits", "12", "--hidden", "32", "--augment-windows", "7"])
     assert rc == 0
     meta = json.loads((out / "embedded.json").read_text())
+    assert meta["train_config"]["augment_windows"] == 7  # the flag reaches the trainer
     assert meta["encoder"]["used"] is True
     assert meta["training_data"]["files"]["train.jsonl"]
     from haloguard import load_guard

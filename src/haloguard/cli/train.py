@@ -52,6 +52,9 @@ def _add_embedded(sub: argparse._SubParsersAction) -> None:
                         "also tense recall)")
     p.add_argument("--stuffing-max-chars", type=int, default=None,
                    help="longest benign filler around a stuffed harmful request (default 360)")
+    p.add_argument("--augment-windows", type=int, default=None,
+                   help="extra safe rows cut from the middle/end of long safe rows "
+                        "(default 2000)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     p.add_argument("--cache", default=None,
                    help="directory for a per-text embedding cache (speeds up re-training; "
@@ -67,7 +70,8 @@ def _run_embedded(args: argparse.Namespace) -> int:
                       ("target_fpr", "target_fpr"), ("seed", "seed"), ("threads", "threads"),
                       ("tune_layers", "tune_layers"), ("tune_epochs", "tune_epochs"),
                       ("augment_noise", "augment_noise"),
-                      ("stuffing_max_chars", "stuffing_max_chars")):
+                      ("stuffing_max_chars", "stuffing_max_chars"),
+                      ("augment_windows", "augment_windows")):
         val = getattr(args, opt)
         if val is not None:
             setattr(cfg, attr, val)

@@ -44,6 +44,12 @@ selection rule fixed before the run (red-team bypass may rise by at most 1 point
 two tuned layers stay.  Its main stage took 1,558 s on 2 cores, against 1,489 s for a
 two-layer run on a slightly larger build.
 
+Seed variance: v6's exact command with ``--seed 4321`` instead of 1234 (same build) gave
+pooled F1 0.801 instead of 0.814, AUROC 0.926 instead of 0.934, and moved single sets by
+up to 5 points (future-tense recall 0.754 -> 0.704, HarmBench 0.870 -> 0.895); red-team
+overall bypass 6.5 % vs 6.3 %.  A single-seed difference smaller than that says little:
+compare candidates over more than one seed.
+
 * the embedding carries English intent; fine-tuning its top layers lets the model read
   intent the frozen sentence embedding averages away (question vs. imperative, tense,
   who benefits), at no inference cost: the tuned weights are patched into the same ONNX

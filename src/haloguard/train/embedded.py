@@ -36,10 +36,10 @@ On validation it helped (main-model recall at 1 % FPR 0.823 -> 0.841, AUC 0.988 
 0.991), and on the offline suite it split evenly: pooled F1 0.814 -> 0.816, FPR 0.029 ->
 0.027, Do-Not-Answer recall +0.07, ShareGPT FPR 0.034 -> 0.022, but past-tense recall
 -0.04, bastion benign FPR 0.032 -> 0.063, AUROC 0.934 -> 0.933.  The red team's overall
-bypass rate rose from 6.3 % to 9.2 %, all of it from two more of its 50 HarmBench
-prompts missed unattacked (6 vs 4), which then stay missed under most attacks; among
-the attacked prompts it caught unattacked, bypasses fell from 3.1 % (58/1,886) to 1.7 %
-(30/1,804).  That broke the
+bypass rate rose from 6.3 % to 9.2 %.  The rise comes entirely from two more of its 50
+HarmBench prompts missed unattacked (6 vs 4), which then stay missed under most attacks
+(bypasses of such prompts 72 -> 159 of 2,050); among the prompts it caught unattacked,
+attacks got through less often (3.1 %, 58/1,886 -> 1.7 %, 30/1,804).  That broke the
 selection rule fixed before the run (red-team bypass may rise by at most 1 point), so
 two tuned layers stay.  Its main stage took 1,558 s on 2 cores, against 1,489 s for a
 two-layer run on a slightly larger build.

@@ -79,6 +79,23 @@ def test_build_and_leakage(cache: Path, tmp_path: Path, capsys) -> None:
     assert run(["data", "leakage", "--cache-dir", str(cache), "--corpus-dir",
                 str(FIX / "corpus"), "--json"]) == 0
     assert "ok" in json.loads(capsys.readouterr().out)
+    # benign twins of the jailbreak fills: only with the flag, one per template
+    twins = tmp_path / "twins"
+    assert run(["data", "build", "--cache-dir", str(cache), "--out", str(twins),
+                "--corpus-dir", str(FIX / "corpus"), "--jailbreak-benign-twins", "1"]) == 0
+    counts = json.loads((twins / "manifest.json").read_text())["counts"]
+    base = json.loads((out / "manifest.json").read_text())["counts"]
+    assert base["jailbreak_benign_twins"] == 0
+    assert counts["jailbreak_benign_twins"] == counts["templates"] > 0
+    rows = [json.loads(x) for n in ("train.jsonl", "val.jsonl")
+            for x in (twins / n).read_text().splitlines()]
+    tw = [r for r in rows if r["meta"].get("augmentation") == "jailbreak_benign_twin"]
+    assert tw and all(r["label"] == "safe" and r["overlay"] == "jailbreak" for r in tw)
+    capsys.readouterr()
+    assert run(["data", "build", "--cache-dir", str(cache), "--out", str(twins),
+                "--jailbreak-benign-twins", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("haloguard: error:") and "--jailbreak-benign-twins" in err
 
 
 def test_uncached_source_without_fetch_is_an_error(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -121,6 +121,43 @@ def test_augmentations_cover_both_labels() -> None:
     assert jb[0].text.startswith("Be DAN. ") and "{%" not in jb[0].text
 
 
+def test_jailbreak_augment_benign_twins_flip_only_the_request() -> None:
+    from haloguard.data.splits import is_validation, split_key
+
+    authored, _ = load_authored(FIX / "corpus")
+    harmful = [r for r in authored if r.label == "unsafe"]
+    safe = [Record(id=f"bq:{i}", text=f"is the moon made of rock number {i}", label="safe")
+            for i in range(5)]
+    templates = [Record(id=f"t:{i}", text=f"Rule {i}: you are free now. {{{{ prompt }}}} Go.",
+                        meta={"template": True}) for i in range(4)]
+    plain = jailbreak_augment(templates, harmful, seed=3)
+    twins = jailbreak_augment(templates, harmful, seed=3, benign_pools=[safe],
+                              benign_per_template=2)
+    assert twins == jailbreak_augment(templates, harmful, 3, benign_pools=[safe],
+                                      benign_per_template=2)
+    # the harmful fills are the same with or without twins
+    assert [r for r in twins if r.label == "unsafe"] == plain
+    benign = [r for r in twins if r.label == "safe"]
+    assert len(benign) == 2 * len(templates)
+    by_id = {r.id: r for r in plain}
+    for b in benign:
+        h = by_id[b.meta["twin_of"]]
+        assert b.overlay == "jailbreak" and b.category is None
+        assert b.meta["kind"] == "wrapped_benign" and b.meta["template"] == h.meta["template"]
+        a, e = b.meta["payload_span"]
+        payload = b.text[a:e]
+        assert payload in {r.text for r in safe}
+        # same template text around a different request
+        h_payload = h.text[slice(*h.meta["payload_span"])]
+        assert b.text.replace(payload, "@") == h.text.replace(h_payload, "@")
+        # a twin lands on the same train/validation side as its harmful fill
+        assert split_key(b) == split_key(h)
+        assert is_validation(b, 0) == is_validation(h, 0)
+    # no pools, or zero twins: nothing extra
+    assert jailbreak_augment(templates, harmful, 3, benign_pools=[], benign_per_template=2) == plain
+    assert jailbreak_augment(templates, harmful, 3, benign_pools=[safe]) == plain
+
+
 def test_injection_augment_fills_injection_templates_with_benign_payloads() -> None:
     from haloguard.data.corpus import injection_augment
 

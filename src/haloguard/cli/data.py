@@ -107,7 +107,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     """Build the training corpus (fails on train/eval leakage)."""
     from haloguard.data.corpus import build
 
-    res = build(args.out, cache_dir=_cache(args), seed=args.seed, corpus_dir=args.corpus_dir)
+    if args.jailbreak_benign_twins < 0:
+        return _err("--jailbreak-benign-twins must be 0 or more, "
+                    f"got {args.jailbreak_benign_twins}")
+    res = build(args.out, cache_dir=_cache(args), seed=args.seed, corpus_dir=args.corpus_dir,
+                jailbreak_benign_twins=args.jailbreak_benign_twins)
     cov = json.loads((res.out_dir / "coverage.json").read_text("utf-8"))
     print(f"train {res.n_train}  val {res.n_val}  dropped for leakage {res.dropped_for_leakage}")
     print(res.leakage.summary())
@@ -168,5 +172,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="hand-authored corpus folder (default: the packaged one)")
         if name == "build":
             sp.add_argument("--out", default="build/corpus", help="output folder")
+            sp.add_argument("--jailbreak-benign-twins", type=int, default=0,
+                            metavar="N",
+                            help="also fill each jailbreak template with N benign requests "
+                                 "(safe, overlay jailbreak) beside its harmful one (default 0)")
         else:
             sp.add_argument("--json", action="store_true", help="JSON output")

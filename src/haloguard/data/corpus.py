@@ -14,10 +14,12 @@ from typing import Any
 
 from .dedup import LeakageReport, check_leakage, dedup_exact
 from .records import Record, iter_jsonl, write_jsonl
-from .splits import stable_hash, train_val_split
+from .splits import split_key, stable_hash, train_val_split
 
 AUG_RATE = 0.15  # share of authored harmful AND benign rows that get one obfuscated copy
 JB_FILLS_PER_TEMPLATE = 1
+#: benign twins per jailbreak template (``haloguard data build --jailbreak-benign-twins``)
+JB_BENIGN_TWINS = 0
 TENSE_RATE = 0.25  # share of English harmful requests (and their paired benign rows) re-tensed
 BENIGN_KINDS = ("counterfactual", "boundary", "baseline")
 COVERAGE_KINDS = ("harmful", "counterfactual", "boundary", "baseline", "jailbreak_wrapped",
@@ -220,24 +222,51 @@ def tense_augment(authored: list[Record], advbench: list[Record], seed: int,
 
 
 def jailbreak_augment(templates: list[Record], harmful: list[Record], seed: int,
-                      per_template: int = JB_FILLS_PER_TEMPLATE) -> list[Record]:
-    """Fill each jailbreak template with seeded harmful prompts → unsafe, overlay jailbreak."""
+                      per_template: int = JB_FILLS_PER_TEMPLATE,
+                      benign_pools: list[list[Record]] | None = None,
+                      benign_per_template: int = 0) -> list[Record]:
+    """Fill each jailbreak template with seeded harmful prompts → unsafe, overlay jailbreak.
+
+    With ``benign_per_template`` > 0 each template is also filled with that many benign
+    payloads drawn in turn from ``benign_pools`` → ``safe``, overlay jailbreak: the
+    counterfactual twin of the harmful fill (same template, only the request flips), so
+    the template's request-holding window is seen with both labels.  A twin shares its
+    harmful fill's train/validation side (its ``group`` is that fill's split key).  The
+    harmful fills are drawn from their own seeded stream, so turning twins on leaves them
+    unchanged.
+    """
     from .loaders_train import fill_template
 
     if not templates or not harmful:
         return []
     rng = random.Random(f"jailbreak:{seed}")
+    brng = random.Random(f"jailbreak-benign:{seed}")
+    pools = [p for p in (benign_pools or []) if p] if benign_per_template > 0 else []
     out = []
+    n_benign = 0
     for t in templates:
+        fills = []
         for p in rng.sample(harmful, min(per_template, len(harmful))):
             text = fill_template(t, p.content)
-            out.append(Record(
+            fills.append(Record(
                 id=f"jb:{t.id}:{p.id}", text=text, label="unsafe",
                 category=p.category, source_category=p.source_category, lang=p.lang,
                 source="augment:jailbreak", overlay="jailbreak",
                 meta={**{k: v for k, v in p.meta.items() if k in ("pair_id", "subcategory")},
                       "kind": "jailbreak_wrapped", "template": t.id, "parent": p.id,
                       "payload_span": payload_span(text, p.content)}))
+        out += fills
+        for j in range(benign_per_template if pools and fills else 0):
+            b = brng.choice(pools[n_benign % len(pools)])
+            n_benign += 1
+            text = fill_template(t, b.content.strip())
+            out.append(Record(
+                id=f"jbb:{t.id}:{b.id}:{j}", text=text, label="safe", lang=b.lang,
+                source="augment:jailbreak", overlay="jailbreak",
+                meta={"kind": "wrapped_benign", "augmentation": "jailbreak_benign_twin",
+                      "template": t.id, "parent": b.id, "twin_of": fills[0].id,
+                      "group": split_key(fills[0]),
+                      "payload_span": payload_span(text, b.content)}))
     return out
 
 
@@ -406,8 +435,13 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def assemble(inputs: BuildInputs, seed: int) -> tuple[list[Record], dict[str, int]]:
-    """Training rows before the leakage step: sources + authored + augmentations, deduped."""
+def assemble(inputs: BuildInputs, seed: int, jailbreak_benign_twins: int = JB_BENIGN_TWINS
+             ) -> tuple[list[Record], dict[str, int]]:
+    """Training rows before the leakage step: sources + authored + augmentations, deduped.
+
+    ``jailbreak_benign_twins``: benign fills per jailbreak template besides its harmful
+    one (see :func:`jailbreak_augment`).
+    """
     templates = [r for rs in inputs.train.values() for r in rs if r.meta.get("template")]
     source_rows = [r for rs in inputs.train.values() for r in rs
                    if r.label is not None and not r.meta.get("template")]
@@ -415,7 +449,9 @@ def assemble(inputs: BuildInputs, seed: int) -> tuple[list[Record], dict[str, in
     harmful += [r for r in inputs.train.get("advbench", [])]
     obf = obfuscation_augment(inputs.authored, seed)
     tense = tense_augment(inputs.authored, inputs.train.get("advbench", []), seed)
-    jb = jailbreak_augment(templates, harmful, seed)
+    jb = jailbreak_augment(templates, harmful, seed,
+                           benign_pools=_short_benign(inputs.train, inputs.authored),
+                           benign_per_template=jailbreak_benign_twins)
     harmful_all = [*harmful, *(r for r in inputs.train.get("pyrit_objectives", [])
                                if r.label == "unsafe")]
     wrap = wrapper_augment(inputs.train, inputs.authored, harmful_all, seed)
@@ -425,17 +461,20 @@ def assemble(inputs: BuildInputs, seed: int) -> tuple[list[Record], dict[str, in
     rows, dup = dedup_exact([*inputs.authored, *obf, *tense, *jb, *wrap, *inj, *source_rows])
     counts = {"authored": len(inputs.authored), "source_rows": len(source_rows),
               "templates": len(templates), "obfuscation_aug": len(obf),
-              "tense_aug": len(tense), "jailbreak_aug": len(jb), "wrapper_aug": len(wrap),
+              "tense_aug": len(tense), "jailbreak_aug": len(jb),
+              "jailbreak_benign_twins": sum(r.label == "safe" for r in jb),
+              "wrapper_aug": len(wrap),
               "injection_templates": len(inj_templates), "injection_aug": len(inj),
               "exact_duplicates_dropped": dup}
     return rows, counts
 
 
 def build_corpus(out_dir: str | Path, inputs: BuildInputs, seed: int = 0,
-                 drop_collisions: bool = True) -> BuildResult:
+                 drop_collisions: bool = True,
+                 jailbreak_benign_twins: int = JB_BENIGN_TWINS) -> BuildResult:
     """Write train/val JSONL, coverage and manifest; raise LeakageError on remaining overlap."""
     out = Path(out_dir)
-    rows, counts = assemble(inputs, seed)
+    rows, counts = assemble(inputs, seed, jailbreak_benign_twins)
     eval_rows = [r for rs in inputs.eval.values() for r in rs]
     first = check_leakage(rows, eval_rows)
     dropped = 0
@@ -570,9 +609,11 @@ def coverage_markdown(cov: dict[str, Any]) -> str:
 
 
 def build(out_dir: str | Path = "build/corpus", cache_dir: str | Path | None = None, seed: int = 0,
-          corpus_dir: str | Path | None = None) -> BuildResult:
+          corpus_dir: str | Path | None = None,
+          jailbreak_benign_twins: int = JB_BENIGN_TWINS) -> BuildResult:
     """Gather every input and build the corpus into ``out_dir``."""
-    return build_corpus(out_dir, gather_inputs(cache_dir, corpus_dir), seed)
+    return build_corpus(out_dir, gather_inputs(cache_dir, corpus_dir), seed,
+                        jailbreak_benign_twins=jailbreak_benign_twins)
 
 
 __all__ = ["BuildInputs", "BuildResult", "LeakageError", "build", "build_corpus",

@@ -35,7 +35,7 @@ def _add_embedded(sub: argparse._SubParsersAction) -> None:
                    help="benign FPR on val.jsonl the threshold is set to (default 0.01)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--tune-layers", type=int, default=None,
-                   help="fine-tune this many top MiniLM layers (default 2; needs torch); "
+                   help="fine-tune this many top MiniLM layers (default 3; needs torch); "
                         "0 = frozen encoder, numpy-only training")
     p.add_argument("--tune-epochs", type=int, default=None)
     p.add_argument("--no-multilingual", action="store_true",

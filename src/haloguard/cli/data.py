@@ -126,8 +126,11 @@ def cmd_leakage(args: argparse.Namespace) -> int:
     from haloguard.data.corpus import assemble, gather_inputs
     from haloguard.data.dedup import check_leakage
 
+    if args.jailbreak_benign_twins < 0:
+        return _err("--jailbreak-benign-twins must be 0 or more, "
+                    f"got {args.jailbreak_benign_twins}")
     inputs = gather_inputs(_cache(args), args.corpus_dir)
-    rows, _ = assemble(inputs, args.seed)
+    rows, _ = assemble(inputs, args.seed, args.jailbreak_benign_twins)
     report = check_leakage(rows, [r for rs in inputs.eval.values() for r in rs])
     print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if args.json
           else report.summary())
@@ -170,11 +173,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sp.add_argument("--seed", type=int, default=0, help="augmentation/split seed (default 0)")
         sp.add_argument("--corpus-dir", default=None,
                         help="hand-authored corpus folder (default: the packaged one)")
+        sp.add_argument("--jailbreak-benign-twins", type=int, default=0, metavar="N",
+                        help="also fill each jailbreak template with N benign requests "
+                             "(safe, overlay jailbreak) beside its harmful one (default 0)")
         if name == "build":
             sp.add_argument("--out", default="build/corpus", help="output folder")
-            sp.add_argument("--jailbreak-benign-twins", type=int, default=0,
-                            metavar="N",
-                            help="also fill each jailbreak template with N benign requests "
-                                 "(safe, overlay jailbreak) beside its harmful one (default 0)")
         else:
             sp.add_argument("--json", action="store_true", help="JSON output")

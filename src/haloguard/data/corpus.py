@@ -450,7 +450,8 @@ def assemble(inputs: BuildInputs, seed: int, jailbreak_benign_twins: int = JB_BE
     obf = obfuscation_augment(inputs.authored, seed)
     tense = tense_augment(inputs.authored, inputs.train.get("advbench", []), seed)
     jb = jailbreak_augment(templates, harmful, seed,
-                           benign_pools=_short_benign(inputs.train, inputs.authored),
+                           benign_pools=(_short_benign(inputs.train, inputs.authored)
+                                         if jailbreak_benign_twins > 0 else None),
                            benign_per_template=jailbreak_benign_twins)
     harmful_all = [*harmful, *(r for r in inputs.train.get("pyrit_objectives", [])
                                if r.label == "unsafe")]

@@ -77,8 +77,8 @@ more than one seed.
 
 Training time on this 2-core machine (v7's command): ~2 min for the frozen layers' hidden
 states of ~33k rows, ~5.5 min per epoch (4 epochs), then the heads and the validation
-windows: 1,558 s for the main stage; the multilingual stage adds ~4 min with its E5 cache
-warm (~20 min cold).  torch is needed at training time only
+windows: 1,558 s for the main stage; the multilingual stage added 219 s with its E5 cache
+warm (the README's estimate cold: ~20 min).  torch is needed at training time only
 (``pip install ".[train]"``); ``--tune-layers 0`` trains the v1 design with numpy alone.
 
 Max length 128 tokens (what all-MiniLM-L6-v2 was trained with); the Guard's windows are

@@ -354,6 +354,23 @@ def test_cli_show(capsys: pytest.CaptureFixture[str], default: Constitution) -> 
     assert "bad_syntax.yaml" in capsys.readouterr().err
 
 
+
+def test_cli_show_yaml_is_the_source_to_copy(capsys, tmp_path: Path, default: Constitution) -> None:
+    assert _run(["constitution", "show", "--format", "yaml"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("# HaloGuard default constitution")  # comments kept
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(text.replace("name: haloguard-default", "name: mine", 1), encoding="utf-8")
+    assert _run(["constitution", "show", "--format", "yaml", "--constitution", str(mine)]) == 0
+    assert capsys.readouterr().out == mine.read_text(encoding="utf-8")
+    assert _run(["constitution", "validate", str(mine)]) == 0
+    assert capsys.readouterr().out.startswith("OK: mine ")
+    assert _run(["constitution", "show", "--format", "yaml", "--constitution",
+                 str(FIXTURES / "wrong_prefix.yaml")]) == 2  # an invalid file is not echoed
+    captured = capsys.readouterr()
+    assert captured.out == "" and "wrong_prefix.yaml" in captured.err
+
+
 def test_cli_prompt(capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(["constitution", "prompt"]) == 0
     assert capsys.readouterr().out == SEED_001_PROMPT + "\n"

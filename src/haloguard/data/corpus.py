@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .dedup import LeakageReport, check_leakage, dedup_exact
-from .records import Record, iter_jsonl, write_jsonl
+from .records import Record, write_jsonl
 from .splits import split_key, stable_hash, train_val_split
 
 AUG_RATE = 0.15  # share of authored harmful AND benign rows that get one obfuscated copy
@@ -30,6 +30,10 @@ THIN_LANG = {"harmful": 3, "counterfactual": 3}  # per category × language
 
 class LeakageError(RuntimeError):
     """Training rows still overlap evaluation sets after the build's drop step."""
+
+
+class CorpusError(ValueError):
+    """An authored corpus folder or row is unusable (the message names file and line)."""
 
 
 @dataclass
@@ -64,21 +68,102 @@ def authored_record(row: dict[str, Any], file_stem: str) -> Record:
                   overlay=row.get("overlay") or "none", meta=meta)
 
 
-def load_authored(corpus_dir: str | Path | None = None) -> tuple[list[Record], dict[str, str]]:
-    """All ``corpus/*.jsonl`` rows (sorted by file name) and each file's sha256."""
-    folder = (Path(corpus_dir) if corpus_dir is not None
-              else Path(str(resources.files("haloguard.data").joinpath("corpus"))))
+def authored_row_problem(row: Any, constitution: Any = None) -> str | None:
+    """Why ``row`` cannot be an authored corpus row, or None.
+
+    The record format is the one ``corpus/README.md`` describes: ``id`` and ``text``
+    (non-empty strings), ``label`` (``unsafe``/``safe``), an optional ``overlay``, and a
+    ``category`` (required on unsafe rows) and optional ``subcategory`` that the constitution
+    (default: the packaged one) defines, the subcategory under its category.
+    """
+    from .records import LABELS, OVERLAYS
+
+    if not isinstance(row, dict):
+        return f"a row must be a JSON object, got {type(row).__name__}"
+    for key in ("id", "text"):
+        v = row.get(key)
+        if not isinstance(v, str) or not v.strip():
+            return f"{key!r} must be a non-empty string" + ("" if key in row else " (missing)")
+    if row.get("label") not in LABELS:
+        return f"'label' must be one of {', '.join(LABELS)}, got {row.get('label')!r}"
+    if (row.get("overlay") or "none") not in OVERLAYS:
+        return f"'overlay' must be one of {', '.join(OVERLAYS)}, got {row.get('overlay')!r}"
+    for key in ("lang", "kind", "pair_id", "subcategory", "category"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            return f"{key!r} must be a string, got {type(row[key]).__name__}"
+    if constitution is None:
+        from haloguard.constitution import load_constitution
+
+        constitution = load_constitution()
+    cat, sub = row.get("category"), row.get("subcategory")
+    if cat is None:
+        return "an unsafe row needs a 'category'" if row["label"] == "unsafe" else (
+            None if sub is None else "'subcategory' given without a 'category'")
+    if cat not in constitution.runtime_categories:
+        return f"category {cat!r} is not a runtime category of {constitution.name!r}"
+    if sub is not None and sub not in {s.id for s in constitution.category(cat).subcategories}:
+        return (f"subcategory {sub!r} is not a subcategory of {cat!r} in {constitution.name!r}"
+                " (a row for your own policy's subcategory: --constitution FILE)")
+    return None
+
+
+def load_authored(corpus_dir: str | Path | None = None, constitution: Any = None,
+                  extra_dirs: tuple[str | Path, ...] = ()) -> tuple[list[Record], dict[str, str]]:
+    """All ``*.jsonl`` rows of the corpus folder (sorted by file name), then of each folder
+    in ``extra_dirs``, and each file's sha256.
+
+    Every row is checked (:func:`authored_row_problem`) against ``constitution`` (default:
+    the packaged one); a bad row, a repeated id, or a folder that is missing or holds no
+    ``.jsonl`` file raises :class:`CorpusError` naming the file and line.  Files of the
+    base folder are keyed by name, those of an extra folder by ``folder/name``.
+    """
+    if constitution is None:
+        from haloguard.constitution import load_constitution
+
+        constitution = load_constitution()
+    base = (Path(corpus_dir) if corpus_dir is not None
+            else Path(str(resources.files("haloguard.data").joinpath("corpus"))))
     rows: list[Record] = []
     hashes: dict[str, str] = {}
-    for f in sorted(folder.glob("*.jsonl")):
-        hashes[f.name] = hashlib.sha256(f.read_bytes()).hexdigest()
-        rows.extend(authored_record(d, f.stem) for d in iter_jsonl(f))
+    seen: dict[str, str] = {}
+    for i, folder in enumerate((base, *map(Path, extra_dirs))):
+        if not folder.is_dir():
+            raise CorpusError(f"corpus folder {folder} does not exist")
+        files = sorted(folder.glob("*.jsonl"))
+        if not files:
+            raise CorpusError(f"corpus folder {folder} holds no .jsonl file")
+        for f in files:
+            key = f.name if i == 0 else f"{folder.name}/{f.name}"
+            if key in hashes:
+                raise CorpusError(f"{f}: a corpus file named {key!r} was already read")
+            hashes[key] = hashlib.sha256(f.read_bytes()).hexdigest()
+            try:
+                lines = f.read_text(encoding="utf-8").splitlines()
+            except UnicodeDecodeError as exc:
+                raise CorpusError(f"{f}: not valid UTF-8 ({exc.reason} at byte {exc.start})"
+                                  ) from None
+            for lineno, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise CorpusError(f"{f}:{lineno}: bad JSON ({exc.msg})") from None
+                problem = authored_row_problem(row, constitution)
+                if problem is None and row["id"] in seen:
+                    problem = f"id {row['id']!r} is already used in {seen[row['id']]}"
+                if problem is not None:
+                    raise CorpusError(f"{f}:{lineno}: {problem}")
+                seen[row["id"]] = f"{f.name}:{lineno}"
+                rows.append(authored_record(row, f.stem))
     return rows, hashes
 
 
-def gather_inputs(cache_dir: str | Path | None = None, corpus_dir: str | Path | None = None
+def gather_inputs(cache_dir: str | Path | None = None, corpus_dir: str | Path | None = None,
+                  constitution: Any = None, extra_corpus_dirs: tuple[str | Path, ...] = ()
                   ) -> BuildInputs:
-    """Load (fetching when needed) every registered source plus the authored corpus."""
+    """Load (fetching when needed) every registered source plus the authored corpus (checked
+    against ``constitution``, default the packaged one)."""
     from .loaders import load_source
     from .sources import load_registry
 
@@ -91,7 +176,8 @@ def gather_inputs(cache_dir: str | Path | None = None, corpus_dir: str | Path | 
         inputs.sources.append({"name": spec.name, "package": spec.package,
                                "version": spec.version, "sha256": spec.sha256,
                                "licence": spec.licence, "role": spec.role, "rows": len(records)})
-    inputs.authored, inputs.authored_files = load_authored(corpus_dir)
+    inputs.authored, inputs.authored_files = load_authored(corpus_dir, constitution,
+                                                           tuple(extra_corpus_dirs))
     return inputs
 
 
@@ -472,8 +558,13 @@ def assemble(inputs: BuildInputs, seed: int, jailbreak_benign_twins: int = JB_BE
 
 def build_corpus(out_dir: str | Path, inputs: BuildInputs, seed: int = 0,
                  drop_collisions: bool = True,
-                 jailbreak_benign_twins: int = JB_BENIGN_TWINS) -> BuildResult:
-    """Write train/val JSONL, coverage and manifest; raise LeakageError on remaining overlap."""
+                 jailbreak_benign_twins: int = JB_BENIGN_TWINS,
+                 constitution: Any = None) -> BuildResult:
+    """Write train/val JSONL, coverage and manifest; raise LeakageError on remaining overlap.
+
+    ``constitution`` (default: the packaged one) is the policy the coverage report is drawn
+    over; when one is given, the manifest records its name, version and digest.
+    """
     out = Path(out_dir)
     rows, counts = assemble(inputs, seed, jailbreak_benign_twins)
     eval_rows = [r for rs in inputs.eval.values() for r in rs]
@@ -496,7 +587,7 @@ def build_corpus(out_dir: str | Path, inputs: BuildInputs, seed: int = 0,
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "train.jsonl", train)
     write_jsonl(out / "val.jsonl", val)
-    coverage = coverage_report(rows)
+    coverage = coverage_report(rows, constitution=constitution)
     (out / "coverage.json").write_text(json.dumps(coverage, indent=2, sort_keys=True,
                                                   ensure_ascii=False) + "\n", "utf-8")
     (out / "coverage.md").write_text(coverage_markdown(coverage), "utf-8")
@@ -519,19 +610,24 @@ def build_corpus(out_dir: str | Path, inputs: BuildInputs, seed: int = 0,
         "outputs": {n: _sha(out / n) for n in ("train.jsonl", "val.jsonl", "coverage.md",
                                                 "coverage.json")},
     }
+    if constitution is not None:  # the default build's manifest keeps its v7-era keys
+        manifest["constitution"] = {"name": constitution.name, "version": constitution.version,
+                                    "digest": constitution.digest,
+                                    "subcategories": len(constitution.subcategories)}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True,
                                                   ensure_ascii=False) + "\n", "utf-8")
     return BuildResult(out, len(train), len(val), dropped, final, manifest)
 
 
 # ---- coverage ----------------------------------------------------------------------------
-def _taxonomy() -> list[tuple[str, str, str]]:
-    """(policy, category, subcategory) for every subcategory of the default constitution."""
-    try:
+def _taxonomy(constitution: Any = None) -> list[tuple[str, str, str]]:
+    """(policy, category, subcategory) for every subcategory of ``constitution`` (default:
+    the packaged one)."""
+    if constitution is None:
         from haloguard.constitution import load_constitution
-    except ImportError:  # constitution not installed: coverage over observed cells only
-        return []
-    c = load_constitution()
+
+        constitution = load_constitution()
+    c = constitution
     return [(p.id, cat.id, s.id) for p in c.policies for cat in p.categories
             for s in cat.subcategories]
 
@@ -541,11 +637,13 @@ NO_SUBCATEGORY = "(none)"
 
 
 def coverage_report(rows: list[Record], thin: dict[str, int] | None = None,
-                    thin_lang: dict[str, int] | None = None) -> dict[str, Any]:
-    """Counts per policy/category/subcategory (and per category × language) by kind; thin flags."""
+                    thin_lang: dict[str, int] | None = None,
+                    constitution: Any = None) -> dict[str, Any]:
+    """Counts per policy/category/subcategory (and per category × language) by kind; thin
+    flags.  The cells are the subcategories of ``constitution`` (default: the packaged one)."""
     thin = thin or THIN
     thin_lang = thin_lang or THIN_LANG
-    tax = _taxonomy()
+    tax = _taxonomy(constitution)
     policy_of = {cat: pol for pol, cat, _ in tax}
     cells: dict[tuple[str, str, str], dict[str, int]] = {
         (p, c, s): dict.fromkeys(COVERAGE_KINDS, 0) for p, c, s in tax}
@@ -611,12 +709,21 @@ def coverage_markdown(cov: dict[str, Any]) -> str:
 
 def build(out_dir: str | Path = "build/corpus", cache_dir: str | Path | None = None, seed: int = 0,
           corpus_dir: str | Path | None = None,
-          jailbreak_benign_twins: int = JB_BENIGN_TWINS) -> BuildResult:
-    """Gather every input and build the corpus into ``out_dir``."""
-    return build_corpus(out_dir, gather_inputs(cache_dir, corpus_dir), seed,
-                        jailbreak_benign_twins=jailbreak_benign_twins)
+          jailbreak_benign_twins: int = JB_BENIGN_TWINS,
+          constitution: Any = None,
+          extra_corpus_dirs: tuple[str | Path, ...] = ()) -> BuildResult:
+    """Gather every input and build the corpus into ``out_dir``.
+
+    ``constitution`` (a :class:`~haloguard.constitution.Constitution`; default the packaged
+    one) is the policy the authored rows are checked against and the coverage report is
+    drawn over; ``extra_corpus_dirs`` are authored folders read after ``corpus_dir``.
+    """
+    inputs = gather_inputs(cache_dir, corpus_dir, constitution, tuple(extra_corpus_dirs))
+    return build_corpus(out_dir, inputs, seed, jailbreak_benign_twins=jailbreak_benign_twins,
+                        constitution=constitution)
 
 
-__all__ = ["BuildInputs", "BuildResult", "LeakageError", "build", "build_corpus",
+__all__ = ["BuildInputs", "BuildResult", "CorpusError", "LeakageError", "authored_row_problem",
+           "build", "build_corpus",
            "coverage_report", "gather_inputs", "load_authored", "stable_hash", "tense_augment",
            "tense_rephrase"]

@@ -28,6 +28,10 @@ def _add_embedded(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="directory with train.jsonl and val.jsonl")
     p.add_argument("--out", default=str(DEFAULT_MODEL_DIR), help="artifact directory to write")
     p.add_argument("--tokenizer", default=None, help="tokenizer.json (default: the committed one)")
+    p.add_argument("--constitution", default=None, metavar="FILE",
+                   help="your own policy (a constitution file): it travels in the artifact, "
+                        "so the model applies its severity tiers and mappings "
+                        "(default: the packaged policy)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--hash-bits", type=int, default=None)
     p.add_argument("--hidden", type=int, default=None)
@@ -63,6 +67,7 @@ def _add_embedded(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_embedded(args: argparse.Namespace) -> int:
+    from haloguard.constitution import ConstitutionError
     from haloguard.train.embedded import TrainConfig, train
 
     cfg = TrainConfig()
@@ -94,8 +99,9 @@ def _run_embedded(args: argparse.Namespace) -> int:
                 raise FileNotFoundError(f"no val.jsonl in {args.data}")
             choose_sentence_threshold(args.out, val, log=log)
         else:
-            train(args.data, args.out, cfg, tokenizer=args.tokenizer, cache_dir=args.cache, log=log)
-    except (FileNotFoundError, ValueError) as exc:
+            train(args.data, args.out, cfg, tokenizer=args.tokenizer, cache_dir=args.cache, log=log,
+                  constitution=args.constitution)
+    except (FileNotFoundError, ValueError, ConstitutionError) as exc:
         print(f"haloguard train embedded: {exc}", file=sys.stderr)
         return 2
     return 0

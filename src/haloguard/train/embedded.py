@@ -1051,10 +1051,25 @@ def default_tokenizer_path() -> Path | None:
         return None
 
 
+#: the policy file a model trained with ``--constitution`` carries (see :func:`train`)
+CONSTITUTION_FILE = "constitution.yaml"
+
+
+def _built_constitution(data_dir: Path) -> dict[str, Any] | None:
+    """The constitution ``haloguard data build --constitution`` recorded, if any."""
+    try:
+        m = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    c = m.get("constitution") if isinstance(m, dict) else None
+    return c if isinstance(c, dict) else None
+
+
 def write_artifact(out: Path, params: dict[str, np.ndarray], cfg: TrainConfig,
                    categories: tuple[str, ...], tokenizer: Path, threshold: float,
                    temperature: float, bias: float, metrics: dict[str, Any],
-                   manifest: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                   manifest: dict[str, Any], extra: dict[str, Any] | None = None,
+                   constitution_file: Path | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     save_npz_deterministic(out / "weights.npz", artifact_arrays(params))
     tok_dst = out / "tokenizer.json"
@@ -1066,6 +1081,19 @@ def write_artifact(out: Path, params: dict[str, np.ndarray], cfg: TrainConfig,
         "tokenizer": {"path": "tokenizer.json", "sha256": file_sha256(tok_dst)},
         "notice": {"path": "TOKENIZER_NOTICE.txt", "sha256": file_sha256(out / "TOKENIZER_NOTICE.txt")},
     }
+    policy = None
+    if constitution_file is not None:  # a model for the user's own policy carries the policy
+        from haloguard.constitution import load_constitution
+
+        cons_dst = out / CONSTITUTION_FILE
+        if Path(constitution_file).resolve() != cons_dst.resolve():
+            cons_dst.write_bytes(Path(constitution_file).read_bytes())
+        files["constitution"] = {"path": CONSTITUTION_FILE, "sha256": file_sha256(cons_dst)}
+        cons = load_constitution(cons_dst)
+        policy = {"name": cons.name, "version": cons.version, "digest": cons.digest,
+                  "path": CONSTITUTION_FILE}
+    elif (out / CONSTITUTION_FILE).exists():  # retraining in place for the default policy
+        (out / CONSTITUTION_FILE).unlink()
     digest = artifact_digest(files)
     onnx_sha = None
     if cfg.use_embedding:
@@ -1084,7 +1112,7 @@ def write_artifact(out: Path, params: dict[str, np.ndarray], cfg: TrainConfig,
         "version": ARTIFACT_VERSION if not tuned else "2",
         "model_id": "haloguard-embedded-minilm-tuned" if tuned else "haloguard-embedded-minilm-hash",
         "design": f"{enc_design} -> MLP, plus hashed char/word n-grams -> sparse linear; "
-                  "summed logits; heads unsafe/overlay/29 categories",
+                  f"summed logits; heads unsafe/overlay/{len(categories)} categories",
         "digest": digest,
         "threshold": round(float(threshold), 6),
         "threshold_rule": f"lowest threshold with benign FPR <= {cfg.target_fpr:g} on val.jsonl"
@@ -1114,6 +1142,8 @@ def write_artifact(out: Path, params: dict[str, np.ndarray], cfg: TrainConfig,
         "training_data": manifest,
         "metrics": metrics,
     }
+    if policy is not None:
+        meta["constitution"] = policy
     if extra:
         meta.update(extra)
     (out / "embedded.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n",
@@ -1127,11 +1157,31 @@ def write_artifact(out: Path, params: dict[str, np.ndarray], cfg: TrainConfig,
 def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = None,
           tokenizer: str | Path | None = None, log: Callable[[str], None] = print,
           categories: tuple[str, ...] | None = None,
-          cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """Train from ``data_dir`` (train.jsonl + val.jsonl) and write the artifact to ``out_dir``."""
+          cache_dir: str | Path | None = None,
+          constitution: str | Path | None = None) -> dict[str, Any]:
+    """Train from ``data_dir`` (train.jsonl + val.jsonl) and write the artifact to ``out_dir``.
+
+    ``constitution`` is a constitution file for your own policy (the 29 runtime categories
+    with your definitions, subcategories and severities): the category head follows its
+    category order, and the file is copied into the artifact (``constitution.yaml``,
+    sha256-checked) so ``load_guard`` on the artifact applies that policy's severity tiers
+    and label mappings.  A warning is logged when ``data_dir`` was built for another
+    policy.  Default: the packaged policy.
+    """
     cfg = cfg or TrainConfig()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     t0 = time.time()
+    if constitution is not None:
+        from haloguard.constitution import load_constitution
+
+        cons = load_constitution(constitution)  # ConstitutionError: one line, before any work
+        if categories is None:
+            categories = tuple(cons.runtime_categories)
+        built = _built_constitution(data_dir)
+        if built and built.get("digest") != cons.digest:
+            log(f"warning: {data_dir} was built for constitution {built.get('name')!r} "
+                f"(digest {str(built.get('digest'))[:12]}), not {cons.name!r} "
+                f"({cons.digest[:12]}): its coverage report is not this policy's")
     if categories is None:
         from haloguard.constitution import RUNTIME_CATEGORIES
 
@@ -1158,6 +1208,10 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
         raise ValueError("train.jsonl needs both safe and unsafe rows")
     log(f"train {len(tr.texts)} of {len(tr_rows)} rows ({int(tr.y.sum())} unsafe), "
         f"val {len(va.texts)} rows")
+    no_head = int(((tr.y == 1) & (tr.y_cat < 0)).sum())
+    if no_head:
+        log(f"{no_head} unsafe training rows have no category among the model's "
+            f"{len(categories)}: they train the unsafe head only")
     encoder = (MiniLMEncoder(tok, cfg.max_length, threads=cfg.threads)
                if cfg.use_embedding and cfg.tune_layers <= 0 else None)
 
@@ -1226,7 +1280,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
               "total_s": round(time.time() - t0, 1)}
     meta = write_artifact(out_dir, params, cfg, categories, tok, threshold, temperature, bias,
                           {"val": val_metrics, "train_rows": len(tr.texts), "val_rows": len(va.texts)},
-                          data_manifest(data_dir), {"training_time": timing})
+                          data_manifest(data_dir), {"training_time": timing},
+                          constitution_file=Path(constitution) if constitution else None)
     log(f"wrote {out_dir} (digest {meta['digest'][:12]}) in {time.time() - t0:.0f}s")
     if cfg.multilingual and cfg.use_embedding:
         from haloguard.train.multilingual import add_branch

@@ -350,3 +350,41 @@ def test_blind_adjudication_export(tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
     assert main(["eval", "adjudicate", "export", "--run", str(out), "--sets", "x",
                  "--out", str(blind)]) != 0
+
+
+def test_denoised_counts_as_the_run_does_and_merges_reviews_both_ways(tmp_path, capsys):
+    """The raw column equals the run's own figures (an attack overlay counts as caught on a
+    set whose rule says so), and reviews moving items either way are merged."""
+    from haloguard.eval import adjudicate
+
+    run = tmp_path / "run"
+    run.mkdir()
+    preds = [  # jb: harmful-only, caught by the overlay; benign: one help request, one method ask
+        {"id": "jb:0", "set": "jb", "label": "unsafe", "p_unsafe": 0.1, "overlay": "jailbreak"},
+        {"id": "jb:1", "set": "jb", "label": "unsafe", "p_unsafe": 0.9, "overlay": "none"},
+        {"id": "jb:2", "set": "jb", "label": "unsafe", "p_unsafe": 0.2, "overlay": "none"},
+        {"id": "b:0", "set": "benign", "label": "safe", "p_unsafe": 0.9, "overlay": "none"},
+        {"id": "b:1", "set": "benign", "label": "safe", "p_unsafe": 0.1, "overlay": "none"},
+    ]
+    (run / "predictions.jsonl").write_text(
+        "".join(json.dumps({**p, "guard": "g", "error": None}) + "\n" for p in preds))
+    (run / "items.jsonl").write_text(
+        "".join(json.dumps({"id": p["id"], "set": p["set"], "text": p["id"]}) + "\n" for p in preds))
+    (run / "results.json").write_text(json.dumps({
+        "guards": {"g": {"threshold": 0.5}}, "baseline": "g",
+        "sets": {"jb": {"guards": {"g": {"positive": "unsafe_or_attack"}}},
+                 "benign": {"guards": {"g": {}}}}}))
+    to_unsafe, to_safe = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    to_unsafe.write_text(json.dumps({"id": "b:0", "gold_label": "safe", "mislabel": "yes",
+                                     "corrected_label": "unsafe"}) + "\n")
+    to_safe.write_text(json.dumps({"id": "jb:2", "gold_label": "unsafe", "mislabel": "yes"}) + "\n")
+    d = adjudicate.denoised(run, reviews=[to_unsafe, to_safe])
+    jb, benign = d["sets"]["jb"], d["sets"]["benign"]
+    assert jb["raw"]["recall"] == pytest.approx(2 / 3)  # jb:0 counts through its overlay
+    assert jb["denoised"]["recall"] == 1.0 and jb["relabelled"] == {"safe": 1}
+    assert benign["raw"]["fpr"] == 0.5 and benign["denoised"]["fpr"] == 0.0
+    assert benign["denoised"]["recall"] == 1.0 and benign["relabelled"] == {"unsafe": 1}
+    assert d["mislabels"] == 2
+    assert main(["eval", "adjudicate", "report", "--run", str(run), "--reviews", str(to_unsafe),
+                 "--reviews", str(to_safe)]) == 0
+    assert "| benign | 1 |" in capsys.readouterr().out

@@ -71,7 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp = aa.add_parser("report", help="raw vs de-noised metrics side by side")
     rp.add_argument("--run", required=True)
     rp.add_argument("--guard", default=None)
-    rp.add_argument("--reviews", default=None, help="reviewed file (default: the imported ones)")
+    rp.add_argument("--reviews", action="append", default=None, metavar="FILE",
+                    help="reviewed file, repeatable (default: the imported ones)")
     rp.set_defaults(func=_adj_report)
     a.set_defaults(func=lambda args: (a.print_help(), 2)[1])
 

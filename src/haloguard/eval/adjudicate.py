@@ -132,9 +132,16 @@ def import_reviews(run_dir: str | Path, reviews: str | Path) -> dict[str, str]:
     return current
 
 
-def _summary(rows: Sequence[Mapping[str, Any]], thr: float, relabel: Mapping[str, str]) -> dict[str, Any]:
+def _summary(rows: Sequence[Mapping[str, Any]], thr: float, relabel: Mapping[str, str],
+             rules: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Metrics with ``relabel`` applied; ``rules``: set -> its positive rule (what counts as
+    flagged, as in the run's report: e.g. an attack overlay on in-the-wild jailbreaks)."""
+    from haloguard.eval.report import flagged
+
     labels = [1 if relabel.get(r["id"], r["label"]) == "unsafe" else 0 for r in rows]
     m = M.evaluate(labels, [r.get("p_unsafe") for r in rows], threshold=thr,
+                   predicted=[flagged(r, thr, (rules or {}).get(r["set"], "unsafe"))
+                              for r in rows],
                    errors=[bool(r.get("error")) for r in rows], n_boot=0)
     return {k: m.get(k) for k in ("f1", "precision", "recall", "fpr", "fnr")} | {"n": m.n}
 
@@ -152,13 +159,20 @@ def denoised(run_dir: str | Path, guard: str | None = None,
     else:
         path = Path(run_dir) / "adjudication.json"
         relabel = json.loads(path.read_text("utf-8")) if path.exists() else {}
+    rules = {s: e["guards"].get(guard, {}).get("positive") or "unsafe"
+             for s, e in (results.get("sets") or {}).items()}
     out: dict[str, Any] = {"guard": guard, "mislabels": sum(1 for r in rows if r["id"] in relabel),
-                           "pooled": {"raw": _summary(rows, thr, {}),
-                                      "denoised": _summary(rows, thr, relabel)}, "sets": {}}
+                           "pooled": {"raw": _summary(rows, thr, {}, rules),
+                                      "denoised": _summary(rows, thr, relabel, rules)}, "sets": {}}
     for s in dict.fromkeys(r["set"] for r in rows):
         srows = [r for r in rows if r["set"] == s]
-        out["sets"][s] = {"raw": _summary(srows, thr, {}), "denoised": _summary(srows, thr, relabel),
-                          "mislabels": sum(1 for r in srows if r["id"] in relabel)}
+        moved = [relabel[r["id"]] for r in srows if r["id"] in relabel]
+        out["sets"][s] = {"raw": _summary(srows, thr, {}, rules),
+                          "denoised": _summary(srows, thr, relabel, rules),
+                          "mislabels": len(moved),
+                          # how many items the review moved to each label
+                          "relabelled": {k: moved.count(k) for k in ("safe", "unsafe")
+                                         if k in moved}}
     return out
 
 

@@ -223,7 +223,9 @@ def test_card_from_a_real_eval_run_of_the_packaged_guard(tmp_path):
     blind.write_text("\n".join(json.dumps(r) for r in rows))
     assert main(["model-card", "--eval", str(ev), "--reviews", str(blind), "--out", str(out)]) == 0
     md2 = out.read_text()
-    assert "## De-noised figures" in md2 and "| user_labelled | 1 |" in md2
+    assert "## De-noised figures" in md2 and "| user_labelled | 1 → safe |" in md2
+    # every guard of the run on the relabelled set, de-noised
+    assert "| Set | `embedded` | `keyword` |" in md2
     assert f"--reviews {blind}" in md2 and "## De-noised figures" not in md
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "no id"}\n')

@@ -385,24 +385,43 @@ def render(results: Mapping[str, Any], meta: Mapping[str, Any],
 
 
 def _denoised_section(d: Mapping[str, Any] | None) -> list[str]:
-    """Raw vs de-noised figures of the sets a review relabelled (none: no section)."""
+    """Raw vs de-noised figures of the sets a review relabelled (none: no section); with
+    ``d["others"]`` (the other guards' figures) a side-by-side of every guard on them."""
     if not d or not d.get("mislabels"):
         return []
-    rows = []
+    rows, sets = [], []
     for s, e in d["sets"].items():
         if not e.get("mislabels"):
             continue
+        sets.append(s)
         r, dn = e["raw"], e["denoised"]
-        rows.append((s, str(e["mislabels"]), _num(r.get("recall")), _num(dn.get("recall")),
-                     _num(dn.get("fpr")), _num(r.get("f1")), _num(dn.get("f1"))))
+        moved = ", ".join(f"{n} → {k}" for k, n in (e.get("relabelled") or {}).items())
+        rows.append((s, moved or str(e["mislabels"]), _num(r.get("recall")),
+                     _num(dn.get("recall")), _num(r.get("fpr")), _num(dn.get("fpr")),
+                     _num(r.get("f1")), _num(dn.get("f1"))))
     files = ", ".join(f"`{f}`" for f in d.get("files", []))
-    return ["## De-noised figures (reviewed benchmark labels)", "",
-            (f"Items a review marked as benchmark mislabels ({files}) relabelled; every other "
-             "item keeps its label. The targets above are judged on the raw labels. "
-             "\"FPR (relabelled)\" is the share of the relabelled items this guard still flags."),
-            "", *_table(["Set", "Relabelled", "Recall (raw)", "Recall (de-noised)",
-                         "FPR (relabelled)", "F1 (raw)", "F1 (de-noised)"], rows,
-                        "|---|---:|---:|---:|---:|---:|---:|"), ""]
+    out = ["## De-noised figures (reviewed benchmark labels)", "",
+           (f"Items a review marked as benchmark mislabels ({files}) relabelled; every other "
+            "item keeps its label. The targets above are judged on the raw labels. Recall and "
+            "FPR are over the set's unsafe and safe items as labelled in each column, so a "
+            "benign-only set with items moved to unsafe gains a recall, and a harmful-only set "
+            "with items moved to safe gains an FPR."),
+           "", *_table(["Set", "Relabelled", "Recall (raw)", "Recall (de-noised)", "FPR (raw)",
+                        "FPR (de-noised)", "F1 (raw)", "F1 (de-noised)"], rows,
+                       "|---|---|---:|---:|---:|---:|---:|---:|"), ""]
+    others = d.get("others") or {}
+    if others:
+        guards = [d["guard"], *others]
+        figs = {d["guard"]: d, **others}
+
+        def cell(g: str, s: str) -> str:
+            m = figs[g]["sets"].get(s, {}).get("denoised") or {}
+            return f"{_num(m.get('recall'))} / {_num(m.get('fpr'))}"
+        out += ["Every guard of the run on the relabelled sets, de-noised (recall / FPR):", "",
+                *_table(["Set", *(f"`{g}`" for g in guards)],
+                        [(s, *(cell(g, s) for g in guards)) for s in sets],
+                        "|---|" + "---:|" * len(guards)), ""]
+    return out
 
 
 def _lang_order(d: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -738,7 +757,9 @@ def build(eval_dir: str | Path, model_dir: str | Path | None = None, guard: str 
         from haloguard.eval.adjudicate import denoised
 
         try:
-            dn = {**denoised(eval_dir, g, list(reviews)), "files": [str(f) for f in reviews]}
+            dn = {**denoised(eval_dir, g, list(reviews)), "files": [str(f) for f in reviews],
+                  "others": {o: denoised(eval_dir, o, list(reviews))
+                             for o in results["guards"] if o != g}}
         except (OSError, ValueError, KeyError) as exc:
             raise ModelCardError(f"--reviews: {exc}") from None
     return render(results, meta, files, g, bench=b, model_dir_label=label, denoised=dn)

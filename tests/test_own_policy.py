@@ -91,6 +91,14 @@ def test_a_bad_authored_row_is_one_line_naming_file_and_line(tmp_path, rows, raw
     assert "\n" not in str(exc.value)
 
 
+def test_line_separators_inside_a_text_do_not_split_its_row(tmp_path: Path) -> None:
+    folder = tmp_path / "c"
+    text = "first line\u2028second\x85third"
+    write(folder, "ls.jsonl", [], json.dumps(row(1, text, sub=None), ensure_ascii=False) + "\r\n")
+    rows, _ = load_authored(folder)
+    assert [r.text for r in rows] == [text]
+
+
 def test_missing_empty_and_non_utf8_folders_are_errors(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="does not exist"):
         load_authored(tmp_path / "nope")

@@ -138,7 +138,8 @@ def load_authored(corpus_dir: str | Path | None = None, constitution: Any = None
                 raise CorpusError(f"{f}: a corpus file named {key!r} was already read")
             hashes[key] = hashlib.sha256(f.read_bytes()).hexdigest()
             try:
-                lines = f.read_text(encoding="utf-8").splitlines()
+                # "\n" only: str.splitlines would also cut at U+2028/U+0085 inside a string
+                lines = f.read_text(encoding="utf-8").split("\n")
             except UnicodeDecodeError as exc:
                 raise CorpusError(f"{f}: not valid UTF-8 ({exc.reason} at byte {exc.start})"
                                   ) from None

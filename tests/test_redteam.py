@@ -406,3 +406,16 @@ def test_loop_two_rounds_with_the_real_trainer_and_guard(tmp_path):
     overlay = [json.loads(x) for f in sorted((out / "overlay").glob("*.jsonl"))
                for x in f.read_text().splitlines()]
     assert all(r["meta"]["provenance"]["attack_class"] != "style_shift" for r in overlay)
+
+
+def test_read_prompts_keeps_line_separators_and_names_bad_utf8(tmp_path):
+    from haloguard.errors import InputError
+    from haloguard.redteam.runner import read_prompts
+
+    f = tmp_path / "p.jsonl"
+    f.write_text(json.dumps({"text": "a\u2028b\x85c", "label": "unsafe"}, ensure_ascii=False)
+                 + "\n", encoding="utf-8")
+    assert [p.text for p in read_prompts(f)] == ["a\u2028b\x85c"]
+    f.write_bytes(b'{"text": "ok"}\n{"text": "\xff"}\n')
+    with pytest.raises(InputError, match=r"p\.jsonl: not valid UTF-8"):
+        read_prompts(f)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .dedup import LeakageReport, check_leakage, dedup_exact
-from .records import Record, write_jsonl
+from .records import Record, numbered_jsonl, write_jsonl
 from .splits import split_key, stable_hash, train_val_split
 
 AUG_RATE = 0.15  # share of authored harmful AND benign rows that get one obfuscated copy
@@ -138,18 +138,10 @@ def load_authored(corpus_dir: str | Path | None = None, constitution: Any = None
                 raise CorpusError(f"{f}: a corpus file named {key!r} was already read")
             hashes[key] = hashlib.sha256(f.read_bytes()).hexdigest()
             try:
-                # "\n" only: str.splitlines would also cut at U+2028/U+0085 inside a string
-                lines = f.read_text(encoding="utf-8").split("\n")
-            except UnicodeDecodeError as exc:
-                raise CorpusError(f"{f}: not valid UTF-8 ({exc.reason} at byte {exc.start})"
-                                  ) from None
-            for lineno, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CorpusError(f"{f}:{lineno}: bad JSON ({exc.msg})") from None
+                numbered = list(numbered_jsonl(f))
+            except ValueError as exc:  # bad JSON or UTF-8, already naming file and line
+                raise CorpusError(str(exc)) from None
+            for lineno, row in numbered:
                 problem = authored_row_problem(row, constitution)
                 if problem is None and row["id"] in seen:
                     problem = f"id {row['id']!r} is already used in {seen[row['id']]}"

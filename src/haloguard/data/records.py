@@ -113,16 +113,30 @@ def write_jsonl(path: str | Path, rows: Iterable[Record | Mapping[str, Any]]) ->
     return n
 
 
+def numbered_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line number, value)`` from a JSONL file, skipping blank lines.  Lines end at
+    newlines only (a U+2028 inside a string does not split its row); bad JSON or bad UTF-8
+    is a ``ValueError`` naming the file (and line)."""
+    with Path(path).open(encoding="utf-8") as fh:
+        lineno = 0
+        try:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{lineno}: bad JSON ({exc.msg})") from None
+                yield lineno, value
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not valid UTF-8 after line {lineno} ({exc.reason})"
+                             ) from None
+
+
 def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     """Yield dicts from a JSONL file, skipping blank lines; bad JSON names the line."""
-    with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: bad JSON ({exc.msg})") from None
+    for _, value in numbered_jsonl(path):
+        yield value
 
 
 def read_jsonl(path: str | Path) -> list[Record]:

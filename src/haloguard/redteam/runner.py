@@ -7,7 +7,6 @@ an attacked benign prompt it labels ``Unsafe``.  Every attempt is seeded from
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from haloguard.attacks.base import Attack, IdentityAttack, apply_seeded, derive_seed
+from haloguard.data.records import numbered_jsonl
 from haloguard.errors import InputError
 
 _UNSAFE = {"unsafe", "harmful", "1", "true", "yes", "jailbreak", "unsafe_request"}
@@ -75,17 +75,13 @@ def read_prompts(path: str | Path, *, default_label: str | None = None,
     """Read a JSONL file of ``{"text"|"messages", "id"?, "label"?, "category"?, ...}`` rows."""
     p = Path(path)
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        numbered = list(numbered_jsonl(p))
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # bad JSON or UTF-8, naming file and line
+        raise InputError(str(exc)) from None
     out: list[Prompt] = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{i}: bad JSON ({exc.msg})") from None
+    for i, row in numbered:
         if isinstance(row, str):
             row = {"text": row}
         out.append(Prompt.from_obj(row, index=i, default_label=default_label, source=p.stem))

